@@ -1,0 +1,132 @@
+"""`python -m lablib doctor`: is this machine ready to run lab hosts, and if not, what fixes it."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import tools
+
+VM_HINT = "or use the disposable VM: vagrant up (see README)"
+
+
+@dataclass
+class Finding:
+    ok: bool
+    what: str
+    fix: str = ""
+    required: bool = True
+
+
+def _sysctl(name: str) -> str | None:
+    try:
+        return Path("/proc/sys/" + name.replace(".", "/")).read_text().strip()
+    except OSError:
+        return None
+
+
+def user_namespace_blockers() -> list[Finding]:
+    """Kernel settings that stop an ordinary user creating a user namespace, each with its fix."""
+    found = []
+    if _sysctl("kernel.unprivileged_userns_clone") == "0":
+        found.append(Finding(False, "unprivileged user namespaces are off (kernel.unprivileged_userns_clone=0)",
+                             f"sudo sysctl -w kernel.unprivileged_userns_clone=1, {VM_HINT}"))
+    if _sysctl("user.max_user_namespaces") == "0":
+        found.append(Finding(False, "user namespaces are disabled (user.max_user_namespaces=0)",
+                             f"sudo sysctl -w user.max_user_namespaces=15000, {VM_HINT}"))
+    if _sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1":
+        found.append(Finding(False, "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+)",
+                             "run ./labkit setup with sudo (installs an AppArmor profile for unshare), "
+                             f"or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, {VM_HINT}"))
+    return found
+
+
+def explain_start_failure(complaint: str) -> str:
+    """One line saying why a lab host would not start, and what fixes it."""
+    blockers = user_namespace_blockers()
+    if blockers:
+        return f"cannot start a lab host: {blockers[0].what}; fix: {blockers[0].fix}"
+    first = next((line for line in complaint.splitlines() if line.strip()), "no error message")
+    if "newuidmap" in complaint or "newgidmap" in complaint or "subuid" in complaint:
+        return (f"cannot start a lab host: mapping your subordinate user ids failed ({first}); "
+                "check /etc/subuid and /etc/subgid, or remove your line there to use a single-uid map")
+    if "Operation not permitted" in complaint or "Permission denied" in complaint:
+        return (f"cannot start a lab host: the kernel refused a namespace operation ({first}); "
+                f"run python -m lablib doctor, {VM_HINT}")
+    return f"cannot start a lab host: {first}; run python -m lablib doctor for details"
+
+
+def check_tools() -> Finding:
+    absent = tools.missing()
+    if absent:
+        return Finding(False, f"missing tools: {', '.join(sorted(absent))}", tools.install_hint(absent))
+    return Finding(True, f"all {len(tools.packages())} system tools the labs use are installed")
+
+
+def check_ids() -> Finding:
+    from .sandbox import id_mapping
+    mapping = id_mapping()
+    if mapping == "identity":
+        return Finding(True, "running as root: lab hosts map every user id to itself", required=False)
+    if mapping == "subids":
+        return Finding(True, "your subordinate uid/gid ranges are mapped: tcpdump and dnsmasq switch users as usual",
+                       required=False)
+    return Finding(True, "no /etc/subuid range for you: lab hosts map only your own id, and shims keep tcpdump "
+                   "and dnsmasq working (for the full map: sudo usermod --add-subuids 100000-165535 "
+                   "--add-subgids 100000-165535 $USER)", required=False)
+
+
+KERNEL_PROBES = {
+    "veth pairs": "ip link add doctor-a type veth peer name doctor-b",
+    "bridges": "ip link add doctor-br type bridge",
+    "vxlan": "ip link add doctor-vx type vxlan id 42 dstport 4789",
+    "iptables NAT": "iptables -t nat -A POSTROUTING -s 10.0.0.0/24 -j MASQUERADE",
+    "nftables": "nft add table inet doctor",
+    "br_netfilter": "test -e /proc/sys/net/bridge/bridge-nf-call-iptables",
+    "conntrack": "conntrack -L",
+    "/etc/netns": "mkdir -p /etc/netns/doctor",
+}
+
+
+def check_lab_host() -> list[Finding]:
+    """Start a real lab host and try the kernel features the labs use inside it."""
+    from .errors import LabError
+    from .lab import Lab
+
+    started = time.monotonic()
+    try:
+        lab = Lab(quiet=True)
+    except LabError as error:
+        return [Finding(False, "a lab host cannot start here", str(error))]
+    findings = [Finding(True, f"a lab host starts, with its outside world, in {1000 * (time.monotonic() - started):.0f} ms")]
+    try:
+        for feature, command in KERNEL_PROBES.items():
+            result = lab.sh(command, ns=None, check=False, timeout=10)
+            findings.append(Finding(result.ok, f"kernel feature: {feature}",
+                                    "" if result.ok else f"`{command}` failed: {result.stderr.strip()}; {VM_HINT}",
+                                    required=feature != "vxlan"))
+        reach = lab.sh("curl -s -m 3 http://example.com/ip", check=False)
+        findings.append(Finding(reach.ok, "the lab host reaches the simulated example.com by name",
+                                "" if reach.ok else reach.stderr.strip()))
+    finally:
+        lab.close()
+    return findings
+
+
+def run(quiet: bool = False) -> int:
+    """Print the doctor's report; return 0 when the labs can run here."""
+    findings = [check_tools(), *user_namespace_blockers(), check_ids()]
+    if findings[0].ok and not any(not f.ok for f in findings[1:]):
+        findings += check_lab_host()
+    problems = [f for f in findings if not f.ok and f.required]
+    for finding in findings:
+        if quiet and finding.ok:
+            continue
+        mark = "✓" if finding.ok else ("✗" if finding.required else "!")
+        print(f"{mark} {finding.what}" + (f"\n    fix: {finding.fix}" if finding.fix and not finding.ok else ""))
+        if finding.ok and finding.fix:
+            print(f"    {finding.fix}")
+    if not quiet or problems:
+        print("ready for the labs" if not problems else f"{len(problems)} problem(s) to fix before the labs can run")
+    return 1 if problems else 0

@@ -1,0 +1,121 @@
+"""`Lab`: one disposable lab host, and everything a notebook does with it."""
+from __future__ import annotations
+
+from typing import Callable
+
+from . import errors
+from .results import BackgroundProcess, CommandResult
+from .sandbox import Sandbox
+from .world import World
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class Lab:
+    """A fresh lab host: a Linux host of your own, plugged into a simulated internet.
+
+    Commands run as root of the lab host (never of the machine), in the host itself or
+    in a namespace you created (`ns="c1"`) or in the outside world (`ns="world:client"`).
+    It disappears with `close()`, at the end of a `with` block, or when the Python
+    process that made it ends, however it ends.
+    """
+
+    def __init__(self, *, quiet: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.world = World()
+        self._after_command: list[Callable[[], None]] = []
+        self._sandbox = Sandbox()
+        from . import magics
+        magics.adopt(self)
+        if not quiet:
+            print(self.summary())
+
+    # -- running things ------------------------------------------------------------------
+    def sh(self, command: str, ns: str | None = None, *, check: bool = True,
+           timeout: float | None = None,
+           on_output: Callable[[str, bytes], None] | None = None) -> CommandResult:
+        """Run `command` with bash in the lab host (or namespace `ns`) and return its result.
+
+        Raises CommandFailed on a non-zero exit when `check` is true, CommandTimeout when
+        it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
+        `on_output(stream, bytes)` receives output as it comes.
+        """
+        raw = self._sandbox.request("run", on_chunk=on_output, command=command, ns=ns,
+                                    timeout=timeout or self.timeout, stream=on_output is not None)
+        result = CommandResult.from_agent(command, ns, raw)
+        self._changed()
+        if raw["stopped"] == "timeout":
+            raise errors.CommandTimeout(
+                f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
+                "so it was stopped (Ctrl-C); give it a limit (ping -c 3, curl -m 5, timeout 5 CMD) "
+                "or a longer timeout", result)
+        if raw["stopped"] == "stdin":
+            raise errors.WaitingForInput(
+                f"'{raw['waiting_program']}' waited for keyboard input, which lab commands cannot give, "
+                "so it was stopped; feed it with a pipe (echo text | CMD) or a here-doc (CMD <<EOF)", result)
+        if check and not result.ok:
+            raise errors.CommandFailed(result.failure_message(), result)
+        return result
+
+    def spawn(self, command: str, ns: str | None = None, *, name: str | None = None,
+              ready_port: int | None = None, ready_text: str | None = None,
+              timeout: float = 10.0) -> BackgroundProcess:
+        """Start a long-running process (a server, a capture) and return a handle to it.
+
+        With `ready_port` (or `ready_text`), wait until it listens on that port (or has
+        printed that text), so the next command can rely on it.
+        """
+        status = self._sandbox.request("spawn", command=command, ns=ns, name=name,
+                                       ready_port=ready_port, ready_text=ready_text, timeout=timeout)
+        process = BackgroundProcess(self, status)
+        self._changed()
+        waited = ready_port is not None or ready_text is not None
+        if waited and status["exit_code"] is not None:
+            log = process.log().strip().splitlines()
+            raise errors.LabError(f"'{process.name}' exited with code {status['exit_code']} before it was ready"
+                                  + (f": {log[-1]}" if log else ""))
+        if waited and not status["ready"]:
+            what = f"listening on port {ready_port}" if ready_port is not None else f"printing {ready_text!r}"
+            raise errors.LabError(f"'{process.name}' was not {what} after {timeout:g} s; "
+                                  f"its log so far: {process.log().strip()[-300:]!r}")
+        return process
+
+    def processes(self) -> list[BackgroundProcess]:
+        """The background processes started in this lab host (the outside world's servers too)."""
+        return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]
+
+    def namespaces(self) -> list[str]:
+        """The named network namespaces, as `ip netns list` shows them."""
+        return self._sandbox.request("namespaces")
+
+    # -- life cycle ----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Throw this lab host away and start a fresh one in its place."""
+        self._sandbox.close()
+        self._sandbox = Sandbox()
+        self._changed()
+
+    def close(self) -> None:
+        """End the lab host: every namespace, interface, rule and process in it is gone."""
+        self._sandbox.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._sandbox.alive
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _changed(self) -> None:
+        for hook in list(self._after_command):
+            hook()
+
+    def summary(self) -> str:
+        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else "closed"
+        return f"<Lab {state}: uplink {self.world.uplink} {self.world.host_address}>"

@@ -1,0 +1,136 @@
+"""Inside the sandbox: turn a fresh set of namespaces into a lab host.
+
+The lab host gets its own /proc, /sys, /run (so /run/netns is private), its own /etc
+(an overlay: /etc/netns, resolv.conf, hosts and sysctl.conf can be edited as tutorials
+do, and the machine's /etc never changes), a hostname, and a few shims in front of
+PATH so that commands pasted from tutorials (`sudo ...`, `modprobe br_netfilter`) run
+as typed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import tools
+from .linux import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount, sethostname
+
+HOSTNAME = "lab-host"
+RUN = Path("/run/lablib")          # lablib's own corner of the lab host
+SHIMS = RUN / "bin"
+WORLD = RUN / "world"              # the outside world's namespaces, hidden from `ip netns list`
+WORLD_RESOLV_CONF = RUN / "world.resolv.conf"   # outside hosts resolve through the outside DNS
+SHIM_SOURCES = Path(__file__).with_name("shims")
+
+RESOLV_CONF = """\
+# The lab host resolves names like a stock Ubuntu host: through a local stub resolver
+# on 127.0.0.53, which forwards to the outside world's DNS server.
+nameserver 127.0.0.53
+options edns0 trust-ad
+search .
+"""
+
+HOSTS = f"""\
+127.0.0.1\tlocalhost
+127.0.1.1\t{HOSTNAME}
+
+::1\tlocalhost ip6-localhost ip6-loopback
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+# Files tutorials edit in place. The machine's copies belong to a user the sandbox does
+# not map, so the lab host gets copies of its own in the /etc overlay.
+OWN_COPIES = ("sysctl.conf",)
+
+
+def prepare_filesystem() -> list[str]:
+    """Give the lab host private mounts; returns notes on anything that fell back."""
+    notes = []
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    for directory in (RUN / "etc" / "upper", RUN / "etc" / "work", SHIMS, WORLD):
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        mount("overlay", "/etc", "overlay", 0,
+              f"lowerdir=/etc,upperdir={RUN}/etc/upper,workdir={RUN}/etc/work")
+    except OSError as error:
+        notes.append(f"/etc overlay unavailable ({error.strerror}); /etc/netns files cannot be created")
+        _bind_private_files()
+        return notes
+    _write_etc()
+    return notes
+
+
+def _write_etc() -> None:
+    etc = Path("/etc")
+    for name, text in (("resolv.conf", RESOLV_CONF), ("hosts", HOSTS),
+                       ("hostname", HOSTNAME + "\n")):
+        _replace(etc / name, text)
+    for name in OWN_COPIES:
+        original = etc / name
+        text = original.read_text() if original.exists() else ""
+        _replace(original, text)
+    # The machine's own /etc/netns entries must not leak into the lab host.
+    shutil.rmtree(etc / "netns", ignore_errors=True)
+
+
+def _replace(path: Path, text: str) -> None:
+    # Unlink first: resolv.conf is often a symlink into /run, and the machine's files
+    # belong to an unmapped user; a new file in the overlay belongs to the lab host.
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    path.write_text(text)
+
+
+def _bind_private_files() -> None:
+    for name, text in (("resolv.conf", RESOLV_CONF), ("hosts", HOSTS)):
+        private = RUN / name
+        private.write_text(text)
+        mount(str(private), f"/etc/{name}", None, MS_BIND)
+
+
+def install_shims(full_id_map: bool) -> None:
+    """Put sudo and modprobe shims first on PATH; with a single-uid map, also tcpdump/dnsmasq."""
+    wanted = ["sudo", "modprobe"] + ([] if full_id_map else ["tcpdump", "dnsmasq"])
+    for name in wanted:
+        real = tools.find(name) if name in ("tcpdump", "dnsmasq") else ""
+        if real is None:
+            continue  # not installed: the shell's "command not found" hint says so
+        text = (SHIM_SOURCES / name).read_text().replace("@REAL@", real or "")
+        target = SHIMS / name
+        target.write_text(text)
+        target.chmod(0o755)
+
+
+def identity() -> None:
+    sethostname(HOSTNAME)
+
+
+def command_environment(python_bin: str) -> dict[str, str]:
+    """The environment every command in the lab host starts with."""
+    env = {
+        # Shims first, then the labs' Python (so `python3` resolves as typed), then the system.
+        "PATH": f"{SHIMS}:{python_bin}:{tools.SYSTEM_PATH}",
+        "HOME": os.environ.get("HOME", "/root"),
+        "USER": "root", "LOGNAME": "root",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "HOSTNAME": HOSTNAME,
+        "PYTHONUNBUFFERED": "1",      # servers' logs appear as they happen
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return env
+
+
+def set_defaults() -> None:
+    """Start from a fresh Linux host's settings (lo is brought up with the uplink, in world.py)."""
+    # A host with br_netfilter loaded (as Docker needs) sends bridged traffic through
+    # iptables; set it explicitly so every lab starts from the same known state.
+    bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if bridge_nf.exists():
+        bridge_nf.write_text("1\n")

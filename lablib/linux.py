@@ -1,0 +1,101 @@
+"""Thin wrappers over the few Linux calls the agent needs that Python 3.11's os module lacks.
+
+Everything here runs inside the sandbox (the agent), never in the notebook's kernel.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+PR_SET_NAME, PR_SET_PDEATHSIG = 15, 1
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source: str, target: str, fstype: str | None = None, flags: int = 0,
+          options: str | None = None) -> None:
+    _check(_libc.mount(source.encode(), target.encode(),
+                       fstype.encode() if fstype else None, ctypes.c_ulong(flags),
+                       options.encode() if options else None),
+           f"mount {fstype or source} on {target}")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def set_process_name(name: str) -> None:
+    """Set the short name `ps -o comm` and `top` show for this process."""
+    _libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def die_with_parent(signal_number: int) -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal_number, 0, 0, 0)
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def in_fresh_thread(work: Callable[[], T], name: str = "lablib") -> T:
+    """Run `work` in a new thread and return its result (or raise its error) here.
+
+    Namespace changes (setns, unshare) made by `work` die with that thread, so the
+    caller's thread stays where it was.
+    """
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def in_netns(path: str, work: Callable[[], T]) -> T:
+    """Run `work` inside the network namespace pinned at `path`."""
+    def joined() -> T:
+        with open(path) as ns:
+            setns(ns.fileno())
+        return work()
+
+    return in_fresh_thread(joined, name=f"netns:{os.path.basename(path)}")
+
+
+def create_netns(path: str) -> None:
+    """Create a new network namespace and pin it at `path` (what `ip netns add` does)."""
+    with open(path, "w"):
+        pass
+
+    def pin() -> None:
+        unshare(CLONE_NEWNET)
+        mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, MS_BIND)
+
+    in_fresh_thread(pin, name="netns-create")
+

@@ -1,0 +1,109 @@
+"""Notebook integration: the %%lab / %lab magics and one-line errors.
+
+`%%lab` runs the cell as bash in the newest Lab's host; `%%lab c1` runs it inside
+namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes; a failing
+exit code is shown plainly after it. `%lab CMD` does the same for one line.
+"""
+from __future__ import annotations
+
+import argparse
+import codecs
+import shlex
+import sys
+import weakref
+
+from .errors import CommandTimeout, LabError, WaitingForInput
+
+_current: weakref.ref | None = None
+_registered = False
+
+
+def adopt(lab) -> None:
+    """Make `lab` the one the magics talk to, and register them once in IPython."""
+    global _current, _registered
+    _current = weakref.ref(lab)
+    if _registered:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        register(shell)
+
+
+def register(shell) -> None:
+    global _registered
+    from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+    @magics_class
+    class LabMagics(Magics):
+        @line_cell_magic
+        def lab(self, line: str, cell: str | None = None) -> None:
+            """%%lab [NS] [--timeout SECONDS]: run the cell as bash in the lab host or namespace NS.
+            %lab [-n NS] COMMAND: run one command."""
+            run_magic(line, cell)
+
+    shell.register_magics(LabMagics)
+    shell.set_custom_exc((LabError,), _show_lab_error)
+    _registered = True
+
+
+def _show_lab_error(shell, etype, value, tb, tb_offset=None):
+    # A learner's mistake deserves one line that says what to do, not lablib's internals.
+    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    return [f"{etype.__name__}: {value}"]
+
+
+def _parse(line: str, cell: str | None) -> tuple[str, str | None, float | None]:
+    parser = argparse.ArgumentParser(prog="%%lab" if cell is not None else "%lab", add_help=False,
+                                     exit_on_error=False)
+    parser.add_argument("-t", "--timeout", type=float)
+    if cell is not None:
+        parser.add_argument("ns", nargs="?")
+        args = parser.parse_args(shlex.split(line))
+        return cell, args.ns, args.timeout
+    parser.add_argument("-n", "--ns")
+    args, rest = parser.parse_known_args(shlex.split(line))
+    # Keep the command exactly as typed: strip only the options we consumed.
+    words = line.split()
+    consumed = len(words) - len(rest) if rest else len(words)
+    return " ".join(words[consumed:]) if rest else "", args.ns, args.timeout
+
+
+def current_lab():
+    lab = _current() if _current else None
+    if lab is None:
+        raise LabError("no lab host yet: run `lab = Lab()` first")
+    return lab
+
+
+def run_magic(line: str, cell: str | None) -> None:
+    command, ns, timeout = _parse(line, cell)
+    if not command.strip():
+        return
+    lab = current_lab()
+    decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
+    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    binary = False
+
+    def show(stream: str, data: bytes) -> None:
+        nonlocal binary
+        if binary or b"\x00" in data:
+            binary = True
+            return
+        streams[stream].write(decoders[stream].decode(data))
+        streams[stream].flush()
+
+    try:
+        result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
+    except (CommandTimeout, WaitingForInput) as stopped:
+        print(f"\n⏹ {stopped}", file=sys.stderr)
+        return
+    for name, stream in streams.items():
+        stream.write(decoders[name].decode(b"", final=True))
+    for note in result.notes:
+        print(f"({note})", file=sys.stderr)
+    if result.exit_code:
+        print(f"(exit code {result.exit_code})", file=sys.stderr)

@@ -1,0 +1,289 @@
+"""Inside the sandbox: run commands and background processes for the notebook.
+
+Every command runs as `bash -c CMD`, in the lab host or in a named namespace (through
+`ip netns exec`, exactly as a learner would type it). Output streams back as it comes;
+a command is stopped when it runs past its timeout, when the learner interrupts it, or
+when it sits waiting for keyboard input that will never come.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import LabError, NamespaceNotFound
+from .labhost import WORLD, WORLD_RESOLV_CONF
+
+OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command
+LOG_LIMIT = 256 << 10         # bytes kept of a background process's log (the newest)
+EXIT_GRACE = 0.05             # after the command exits, how long to wait for its pipes
+STDIN_IDLE = 0.5              # quiet seconds before checking whether it waits for input
+STOP_GRACE = 0.5              # between Ctrl-C and SIGKILL when stopping a command
+
+Emit = Callable[[str, bytes], None]
+
+
+def netns_names() -> list[str]:
+    """The learner's namespaces, as `ip netns list` would show them."""
+    try:
+        return sorted(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return []
+
+
+def world_names() -> list[str]:
+    return sorted(os.listdir(WORLD)) if WORLD.exists() else []
+
+
+def argv_for(command: str, ns: str | None) -> list[str]:
+    """The argv that runs `command` in namespace `ns` (None: the lab host itself)."""
+    shell = ["bash", "-c", command]
+    if ns in (None, "", "host"):
+        return shell
+    if ns.startswith("world:"):
+        host = ns.removeprefix("world:")
+        if not (WORLD / host).exists():
+            raise NamespaceNotFound(
+                f"the outside world has no host '{host}'; it has: {', '.join(world_names())}")
+        # A mount namespace of the command's own gives it the outside world's resolv.conf.
+        return ["nsenter", f"--net={WORLD / host}", "unshare", "--mount", "sh", "-c",
+                f'mount --bind {WORLD_RESOLV_CONF} /etc/resolv.conf && exec bash -c "$1"', "sh", command]
+    if "/" in ns or not (Path("/run/netns") / ns).exists():
+        existing = netns_names()
+        have = f"existing: {', '.join(existing)}" if existing else "there are none yet (create one with: ip netns add NAME)"
+        raise NamespaceNotFound(f"namespace '{ns}' does not exist in this lab; {have}")
+    return ["ip", "netns", "exec", ns, *shell]
+
+
+@dataclass
+class Capture:
+    """What one stream printed, up to OUTPUT_LIMIT bytes; the rest is only counted."""
+    data: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, chunk: bytes) -> bytes:
+        """Keep what fits; return the part that was kept (to stream on)."""
+        room = OUTPUT_LIMIT - len(self.data)
+        kept = chunk[:max(room, 0)]
+        self.data += kept
+        self.dropped += len(chunk) - len(kept)
+        return kept
+
+
+@dataclass
+class Job:
+    process: subprocess.Popen
+    cancelled: bool = False
+
+
+class Background:
+    """A process that runs on after the call that started it (a server, a capture)."""
+
+    def __init__(self, process: subprocess.Popen, name: str, command: str, ns: str | None):
+        self.process, self.name, self.command, self.ns = process, name, command, ns
+        self.log = bytearray()
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._drain, daemon=True, name=f"log:{name}").start()
+
+    def _drain(self) -> None:
+        stream = self.process.stdout
+        while chunk := stream.read1(65536):
+            with self._lock:
+                self.log += chunk
+                if len(self.log) > LOG_LIMIT:
+                    del self.log[:len(self.log) - LOG_LIMIT]
+        self.process.wait()
+
+    def status(self) -> dict:
+        with self._lock:
+            log = bytes(self.log)
+        return {"pid": self.process.pid, "name": self.name, "command": self.command,
+                "ns": self.ns, "exit_code": self.process.poll(), "log": log}
+
+    def stop(self, timeout: float = 2.0) -> dict:
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        return self.status()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def waiting_for_stdin(session: int, stdin_name: str) -> str | None:
+    """The name of a process of `session` blocked reading our stdin pipe, if any."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            state, _ppid, _pgrp, sid = stat[stat.rindex(")") + 2:].split()[:4]
+            if int(sid) != session or state != "S":
+                continue
+            if os.readlink(f"/proc/{entry}/fd/0") != stdin_name:
+                continue
+            # The kernel function it sleeps in: pipe_read (anon_pipe_read since 6.x), pipe_wait*.
+            wchan = Path(f"/proc/{entry}/wchan").read_text()
+            if "pipe_read" in wchan or wchan.startswith("pipe_wait"):
+                return stat[stat.index("(") + 1:stat.rindex(")")]
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class Runner:
+    """Runs the notebook's commands in the lab host; one per sandbox."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.jobs: dict[int, Job] = {}
+        self.background: dict[int, Background] = {}
+        self.leftover = bytearray()   # what background children of finished commands print
+        self._lock = threading.Lock()
+
+    # -- commands ------------------------------------------------------------------
+    def run(self, request_id: int, command: str, ns: str | None, timeout: float,
+            emit: Emit | None = None) -> dict:
+        argv = argv_for(command, ns)
+        started = time.monotonic()
+        try:
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env=self.env,
+                                       start_new_session=True)
+        except FileNotFoundError as error:
+            raise LabError(f"cannot start '{argv[0]}': not installed ({error.strerror})") from None
+        job = self.jobs[request_id] = Job(process)
+        stdin_name = f"pipe:[{os.fstat(process.stdin.fileno()).st_ino}]"
+        captures = {"stdout": Capture(), "stderr": Capture()}
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+        selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+        stopped: str | None = None
+        exited_at: float | None = None
+        waiting_program: str | None = None
+        last_output = started
+        try:
+            while selector.get_map():
+                for key, _ in selector.select(0.1):
+                    chunk = key.fileobj.read1(65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    last_output = time.monotonic()
+                    kept = captures[key.data].add(chunk)
+                    if emit and kept:
+                        emit(key.data, kept)
+                now = time.monotonic()
+                if exited_at is None and process.poll() is not None:
+                    exited_at = now
+                if exited_at is not None:
+                    if now - exited_at > EXIT_GRACE:
+                        break   # background children still hold the pipes: let them be
+                    continue
+                if stopped:
+                    continue
+                if job.cancelled:
+                    stopped = "interrupted"
+                elif now - started > timeout:
+                    stopped = "timeout"
+                elif now - last_output > STDIN_IDLE:
+                    waiting_program = waiting_for_stdin(process.pid, stdin_name)
+                    if waiting_program:
+                        stopped = "stdin"
+                if stopped:
+                    self._stop(process)
+        finally:
+            leftover = list(selector.get_map().values())
+            selector.close()
+            for key in leftover:
+                threading.Thread(target=self._drain_leftover, args=(key.fileobj,),
+                                 daemon=True).start()
+            process.stdin.close()
+            exit_code = process.wait()
+            self.jobs.pop(request_id, None)
+        return {
+            "stdout": bytes(captures["stdout"].data), "stderr": bytes(captures["stderr"].data),
+            "dropped": captures["stdout"].dropped + captures["stderr"].dropped,
+            "exit_code": exit_code, "stopped": stopped, "waiting_program": waiting_program,
+            "duration": time.monotonic() - started,
+        }
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        """Stop a command as Ctrl-C would (so ping prints its summary), then for sure."""
+        _signal_group(process.pid, signal.SIGINT)
+        try:
+            process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+
+    def _drain_leftover(self, stream) -> None:
+        while chunk := stream.read1(65536):
+            with self._lock:
+                self.leftover += chunk
+                del self.leftover[:max(0, len(self.leftover) - LOG_LIMIT)]
+        stream.close()
+
+    def cancel(self, target: int) -> None:
+        job = self.jobs.get(target)
+        if job:
+            job.cancelled = True
+
+    # -- background processes --------------------------------------------------------
+    def spawn(self, command: str, ns: str | None, name: str | None = None,
+              pass_fds: tuple[int, ...] = (), argv: list[str] | None = None) -> Background:
+        argv = argv or argv_for(command, ns)
+        command = command or shlex.join(argv)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, env=self.env,
+                                   start_new_session=True, pass_fds=pass_fds)
+        background = Background(process, name or command.split()[0], command, ns)
+        self.background[process.pid] = background
+        return background
+
+    def find(self, pid: int) -> Background:
+        try:
+            return self.background[pid]
+        except KeyError:
+            raise LabError(f"no background process {pid} in this lab host") from None
+
+    def wait_ready(self, pid: int, port: int | None, text: str | None, timeout: float) -> dict:
+        """Wait until a background process listens on `port` or has logged `text`."""
+        background = self.find(pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            status = background.status()
+            ready = ((text is not None and text.encode() in status["log"])
+                     or (port is not None and listening(pid, port)))
+            if ready or status["exit_code"] is not None or time.monotonic() > deadline:
+                return dict(status, ready=ready)
+            time.sleep(0.005)
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether a TCP or UDP socket listens on `port` in the network namespace of `pid`."""
+    suffix = f":{port:04X}"
+    for table, listen_state in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for line in lines:
+            _slot, local, _remote, state = line.split()[:4]
+            if local.endswith(suffix) and state == listen_state:
+                return True
+    return False
