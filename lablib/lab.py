@@ -80,6 +80,23 @@ class Lab:
                                   f"its log so far: {process.log().strip()[-300:]!r}")
         return process
 
+    def build(self, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
+              subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
+              servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
+              show: bool = False):
+        """Build containers on a bridge in one call, with the commands a learner would type.
+
+        Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
+        the next free address of `subnet`, and a default route via the bridge, which
+        takes the first address. Options add, as Docker would: `forward` (ip_forward and
+        FORWARD accepts), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
+        container), `servers` ({"c1": 80}: an HTTP server), `publish` ({8080: ("c1", 80)}:
+        DNAT from the host's port). `show=True` prints the commands. Returns a Network.
+        """
+        from .builder import build
+        return build(self, containers, bridge=bridge, subnet=subnet, forward=forward, nat=nat,
+                     dns=dns, servers=servers, publish=publish, show=show)
+
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
         return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]

@@ -127,18 +127,13 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 def waiting_for_stdin(session: int, stdin_name: str) -> str | None:
     """The name of a process of `session` blocked reading our stdin pipe, if any."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in session_members(session):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            state, _ppid, _pgrp, sid = stat[stat.rindex(")") + 2:].split()[:4]
-            if int(sid) != session or state != "S":
-                continue
-            if os.readlink(f"/proc/{entry}/fd/0") != stdin_name:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat[stat.rindex(")") + 2] != "S" or os.readlink(f"/proc/{pid}/fd/0") != stdin_name:
                 continue
             # The kernel function it sleeps in: pipe_read (anon_pipe_read since 6.x), pipe_wait*.
-            wchan = Path(f"/proc/{entry}/wchan").read_text()
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
             if "pipe_read" in wchan or wchan.startswith("pipe_wait"):
                 return stat[stat.index("(") + 1:stat.rindex(")")]
         except (OSError, ValueError):
@@ -275,15 +270,46 @@ class Runner:
 
 
 def listening(pid: int, port: int) -> bool:
-    """Whether a TCP or UDP socket listens on `port` in the network namespace of `pid`."""
+    """Whether the process `pid` (or one it started) listens on TCP or UDP `port`."""
     suffix = f":{port:04X}"
+    inodes = set()
     for table, listen_state in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
         except OSError:
             return False
         for line in lines:
-            _slot, local, _remote, state = line.split()[:4]
-            if local.endswith(suffix) and state == listen_state:
-                return True
-    return False
+            fields = line.split()
+            if fields[1].endswith(suffix) and fields[3] == listen_state:
+                inodes.add(f"socket:[{fields[9]}]")
+    return bool(inodes) and any(inodes & _sockets(member) for member in session_members(pid))
+
+
+def session_members(session: int) -> list[int]:
+    """Processes of the session led by `session` (spawned processes lead their own)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2:].split()[3]) == session:
+                    members.append(int(entry))
+            except (OSError, ValueError):
+                continue
+    return members
+
+
+def _sockets(pid: int) -> set[str]:
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    found = set()
+    for name in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            found.add(link)
+    return found

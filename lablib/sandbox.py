@@ -97,11 +97,8 @@ class Sandbox:
             self.mapping = "single"
             self.ready = self._start()
         self._ids = itertools.count(1)
-        self._pending: dict[int, queue.SimpleQueue] = {}
         self._send_lock = threading.Lock()
-        self.dead_reason: str | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True, name="lablib-agent-reader")
-        self._reader.start()
+        self._replies = Replies(self._from_agent, self.process)
         self._finalizer = weakref.finalize(self, _shutdown, self.process, self._to_agent)
 
     def _start(self) -> dict:
@@ -155,22 +152,9 @@ class Sandbox:
         self._from_agent.close()
 
     # -- talking to the agent -----------------------------------------------------------
-    def _read(self) -> None:
-        try:
-            while True:
-                message = self._from_agent.recv()
-                waiting = self._pending.get(message["id"])
-                if waiting is not None:
-                    waiting.put(message)
-        except (EOFError, OSError):
-            pass
-        if self.dead_reason is None:
-            code = self.process.poll()
-            self.dead_reason = ("the lab host's agent stopped unexpectedly"
-                                + (f" (exit code {code})" if code is not None else "")
-                                + "; everything in it is gone. Run lab.reset() for a fresh lab host")
-        for waiting in list(self._pending.values()):
-            waiting.put(None)
+    @property
+    def dead_reason(self) -> str | None:
+        return self._replies.dead_reason
 
     def _send(self, message: dict) -> None:
         with self._send_lock:
@@ -182,7 +166,7 @@ class Sandbox:
             raise errors.AgentDied(self.dead_reason)
         request_id = next(self._ids)
         replies: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending[request_id] = replies
+        self._replies.pending[request_id] = replies
         interrupted = False
         try:
             try:
@@ -211,7 +195,14 @@ class Sandbox:
                     raise KeyboardInterrupt
                 return message["value"]
         finally:
-            self._pending.pop(request_id, None)
+            self._replies.pending.pop(request_id, None)
+
+    def init_pid(self) -> int:
+        """The sandbox's PID 1, as this process sees it (for nsenter --target)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        if not children:
+            raise errors.AgentDied(self.dead_reason or "the lab host has no init process")
+        return int(children[0])
 
     @property
     def alive(self) -> bool:
@@ -219,11 +210,43 @@ class Sandbox:
 
     def close(self) -> None:
         """End the sandbox and wait until its last process is gone."""
-        if self.dead_reason is None:
-            self.dead_reason = "this lab host was closed; run lab.reset() for a fresh one"
+        if self._replies.dead_reason is None:
+            self._replies.dead_reason = "this lab host was closed; run lab.reset() for a fresh one"
         self._finalizer()
-        self._reader.join(2.0)
+        self._replies.thread.join(2.0)
         self._from_agent.close()
+
+
+class Replies:
+    """Reads the agent's messages in a thread and hands each to the request waiting for it.
+
+    The thread holds this object, not the Sandbox, so a forgotten Sandbox can still be
+    garbage-collected (and its finalizer end the lab host).
+    """
+
+    def __init__(self, connection: Connection, process: subprocess.Popen) -> None:
+        self.connection, self.process = connection, process
+        self.pending: dict[int, queue.SimpleQueue] = {}
+        self.dead_reason: str | None = None
+        self.thread = threading.Thread(target=self.read, daemon=True, name="lablib-agent-reader")
+        self.thread.start()
+
+    def read(self) -> None:
+        try:
+            while True:
+                message = self.connection.recv()
+                waiting = self.pending.get(message["id"])
+                if waiting is not None:
+                    waiting.put(message)
+        except (EOFError, OSError):
+            pass
+        if self.dead_reason is None:
+            code = self.process.poll()
+            self.dead_reason = ("the lab host's agent stopped unexpectedly"
+                                + (f" (exit code {code})" if code is not None else "")
+                                + "; everything in it is gone. Run lab.reset() for a fresh lab host")
+        for waiting in list(self.pending.values()):
+            waiting.put(None)
 
 
 def _shutdown(process: subprocess.Popen, to_agent: Connection) -> None:

@@ -1,0 +1,33 @@
+"""`python -m lablib shell`: bash in a fresh lab host, for those who prefer a terminal.
+
+The lab host's agent keeps its outside world running; bash joins the sandbox's
+namespaces with nsenter (allowed: the sandbox's user namespace is the caller's own),
+so it gets the real terminal. When bash exits, the lab host is closed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from . import labhost
+
+
+def run() -> int:
+    from .errors import LabError
+    from .lab import Lab
+
+    try:
+        lab = Lab()
+    except LabError as error:
+        print(error, file=sys.stderr)
+        return 1
+    env = labhost.command_environment(os.path.dirname(sys.executable))
+    env.update(TERM=os.environ.get("TERM", "xterm"), PS1=r"root@\h:\w# ")
+    print("Type exit (or Ctrl-D) to leave; the lab host and everything in it goes away then.")
+    try:
+        return subprocess.call(["nsenter", "--target", str(lab._sandbox.init_pid()), "--user",
+                                "--net", "--mount", "--uts", "--pid", f"--wd={os.getcwd()}",
+                                "bash", "--norc", "--noprofile", "-i"], env=env)
+    finally:
+        lab.close()

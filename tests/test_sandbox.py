@@ -1,0 +1,155 @@
+"""The lab host as a sandbox: fresh, private, and gone without a trace however it ends."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lablib import AgentDied, Lab
+from conftest import ROOT
+import host_state
+
+
+def sandbox_pids(lab: Lab) -> list[int]:
+    """The unshare process and every process inside the sandbox, as the machine sees them."""
+    return [lab._sandbox.process.pid, lab._sandbox.init_pid(),
+            *[int(p) for p in Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()]]
+
+
+def gone(pids: list[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("State"))
+    except (OSError, StopIteration):
+        return "zombie"
+
+
+def test_a_new_lab_host_starts_like_a_fresh_linux_host(lab):
+    assert lab.sh("ip netns list").stdout == ""
+    assert lab.sh("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
+    assert lab.sh("cat /proc/sys/net/bridge/bridge-nf-call-iptables").stdout.strip() == "1"
+    assert ":FORWARD ACCEPT" in lab.sh("iptables-save -t filter").stdout
+    assert "-A " not in lab.sh("iptables-save").stdout
+    assert lab.sh("hostname").stdout.strip() == "lab-host"
+    assert lab.sh("id -u").stdout.strip() == "0"
+    links = lab.sh("ip -o link show | awk -F': ' '{print $2}'").stdout.split()
+    assert [name.split("@")[0] for name in links] == ["lo", "eth0"]
+
+
+def test_the_lab_host_is_not_the_machine(lab):
+    machine_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    lab.sh("ip link add lab-only type bridge")
+    assert "lab-only" not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout == machine_links
+    lab.sh("ip netns add only-in-the-lab")
+    assert "only-in-the-lab" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    lab.sh("echo 'nameserver 192.0.2.99' > /etc/resolv.conf")
+    assert "192.0.2.99" not in Path("/etc/resolv.conf").read_text()
+
+
+def test_close_ends_every_process_of_the_sandbox():
+    lab = Lab(quiet=True)
+    lab.sh("ip netns add c1")
+    lab.spawn("sleep 300", ns="c1")
+    pids = sandbox_pids(lab)
+    lab.close()
+    assert gone(pids, within=1.0)
+    assert not lab.alive
+
+
+def test_reset_gives_a_fresh_host_in_the_same_object(lab):
+    lab.sh("ip netns add c1 && ip link add br0 type bridge")
+    old = sandbox_pids(lab)
+    lab.reset()
+    assert gone(old, within=1.0)
+    assert lab.sh("ip netns list").stdout == ""
+    assert "br0" not in lab.sh("ip link").stdout
+    assert "Hello from example.com" in lab.sh("curl -s example.com").stdout
+
+
+def test_with_block_closes_the_lab():
+    with Lab(quiet=True) as lab:
+        pids = sandbox_pids(lab)
+    assert gone(pids, within=1.0)
+
+
+def test_a_forgotten_lab_is_closed_when_garbage_collected():
+    lab = Lab(quiet=True)
+    pids = sandbox_pids(lab)
+    del lab
+    import gc
+    gc.collect()
+    assert gone(pids, within=1.0)
+
+
+def test_two_labs_in_one_process_with_the_same_names_do_not_see_each_other():
+    with Lab(quiet=True) as first, Lab(quiet=True) as second:
+        for lab, address in ((first, "10.0.0.1/24"), (second, "10.0.0.1/24")):
+            lab.sh(f"ip netns add c1 && ip link add br0 type bridge && ip addr add {address} dev br0")
+        first.sh("ip netns add only-first")
+        first.spawn("python3 -m http.server 8080", ready_port=8080)
+        assert "only-first" not in second.sh("ip netns list").stdout
+        assert second.sh("curl -s -m 2 127.0.0.1:8080", check=False).exit_code == 7
+        second.spawn("python3 -m http.server 8080", ready_port=8080)   # the same port is free there
+
+
+def test_two_labs_in_two_processes_do_not_see_each_other(lab):
+    lab.sh("ip netns add c1 && ip netns add mine")
+    other = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from lablib import Lab
+        with Lab(quiet=True) as lab:
+            lab.sh("ip netns add c1")
+            print(lab.sh("ip netns list").stdout.split())
+        """)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert other.stdout.strip() == "['c1']", other.stderr
+    assert sorted(lab.sh("ip netns list").stdout.split()) == ["c1", "mine"]
+
+
+HOLDER = """
+import sys
+from lablib import Lab
+lab = Lab(quiet=True)
+lab.sh("ip netns add c1 && ip link add br0 type bridge && iptables -t nat -A POSTROUTING -j MASQUERADE")
+lab.spawn("python3 -m http.server 8080", ns="c1")
+print(lab._sandbox.process.pid, lab._sandbox.init_pid(), flush=True)
+lab.sh("sleep 300", timeout=600)
+"""
+
+
+def test_sigkill_of_the_holding_process_mid_command_leaves_nothing():
+    before = host_state.capture(exclude_tree_of=os.getpid())
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    pids = [int(p) for p in holder.stdout.readline().split()]
+    assert pids, "the holder did not start its lab"
+    time.sleep(0.2)   # let `sleep 300` start: the kill lands mid-command
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert gone(pids, within=1.0)
+    assert host_state.differences(before, host_state.capture(exclude_tree_of=os.getpid())) == []
+
+
+def test_a_dead_agent_is_reported_and_reset_recovers(lab):
+    agent = int(Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()[0])
+    os.kill(agent, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(AgentDied, match="lab.reset"):
+        for _ in range(100):   # the first call may race the death notice
+            lab.sh("true")
+            time.sleep(0.01)
+    assert time.monotonic() - started < 2
+    lab.reset()
+    assert lab.sh("echo back").stdout == "back\n"
