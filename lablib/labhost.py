@@ -127,10 +127,22 @@ def command_environment(python_bin: str) -> dict[str, str]:
     return env
 
 
+# A new network namespace copies its IPv4 settings from the machine's own, so a machine
+# running Docker (ip_forward=1) would hand every lab host forwarding already on. The lab
+# host starts from a stock Ubuntu host's values instead, whatever the machine has.
+FRESH_HOST_SYSCTLS = {
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.rp_filter": "2",
+    "net.ipv4.conf.default.rp_filter": "2",
+    "net.ipv4.conf.all.route_localnet": "0",
+    # With br_netfilter loaded (Docker needs it), bridged traffic crosses iptables.
+    "net.bridge.bridge-nf-call-iptables": "1",
+}
+
+
 def set_defaults() -> None:
     """Start from a fresh Linux host's settings (lo is brought up with the uplink, in world.py)."""
-    # A host with br_netfilter loaded (as Docker needs) sends bridged traffic through
-    # iptables; set it explicitly so every lab starts from the same known state.
-    bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-    if bridge_nf.exists():
-        bridge_nf.write_text("1\n")
+    for key, value in FRESH_HOST_SYSCTLS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        if path.exists():
+            path.write_text(value + "\n")

@@ -28,3 +28,11 @@ def two_containers(lab):
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    if not is_root():
+        skip = pytest.mark.skip(reason="needs real root on the machine")
+        for item in items:
+            if "root_only" in item.keywords:
+                item.add_marker(skip)

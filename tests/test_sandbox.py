@@ -50,6 +50,19 @@ def test_a_new_lab_host_starts_like_a_fresh_linux_host(lab):
     assert [name.split("@")[0] for name in links] == ["lo", "eth0"]
 
 
+@pytest.mark.root_only
+def test_a_lab_host_starts_with_forwarding_off_even_on_a_docker_machine():
+    """New namespaces copy IPv4 settings from the machine's; the lab host must not."""
+    machine = Path("/proc/sys/net/ipv4/ip_forward")
+    original = machine.read_text()
+    try:
+        machine.write_text("1\n")
+        with Lab(quiet=True) as lab:
+            assert lab.sh("sysctl -n net.ipv4.ip_forward").stdout == "0\n"
+    finally:
+        machine.write_text(original)
+
+
 def test_the_lab_host_is_not_the_machine(lab):
     machine_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     lab.sh("ip link add lab-only type bridge")
