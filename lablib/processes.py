@@ -138,6 +138,29 @@ class Background:
         return self.status()
 
 
+def netns_path(ns: str | None) -> Path | None:
+    if ns in (None, "", "host"):
+        return None
+    return WORLD / ns.removeprefix("world:") if ns.startswith("world:") else Path("/run/netns") / ns
+
+
+def _wait_until_inside(process: subprocess.Popen, ns: str | None, timeout: float = 1.0) -> None:
+    """Return once `process` has joined namespace `ns` (ip netns exec takes a moment),
+    so that whatever comes next — nsenter -t PID, a capture — finds it there."""
+    target = netns_path(ns)
+    if target is None:
+        return
+    wanted = os.stat(target).st_ino
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if os.stat(f"/proc/{process.pid}/ns/net").st_ino == wanted:
+                return
+        except OSError:
+            return
+        time.sleep(0.0005)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -272,6 +295,7 @@ class Runner:
                                    start_new_session=True, pass_fds=pass_fds)
         background = Background(process, name or command.split()[0], command, ns)
         self.background[process.pid] = background
+        _wait_until_inside(process, ns)
         return background
 
     def find(self, pid: int) -> Background:

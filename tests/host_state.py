@@ -2,7 +2,7 @@
 
 `capture()` reads what a lab could conceivably leave behind — network namespaces,
 links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns and
-processes — normalised so that only real changes differ (counters and lifetimes are
+the processes of labs — normalised so that only real changes differ (counters and lifetimes are
 dropped). Firewall state needs root to read; an ordinary user compares the rest.
 
     python tests/host_state.py save FILE      # before
@@ -33,39 +33,32 @@ def _without(pattern: str, text: str) -> str:
     return re.sub(pattern, "", text)
 
 
-def processes(exclude_tree_of: int | None = None) -> list[str]:
-    """User-space processes as 'pid command', leaving out `exclude_tree_of` and its descendants."""
-    table = {}
+LAB_COMMANDS = ("lablib", "unshare", "nsenter", "dnsmasq", "http.server", "tcpdump", "iperf3", "ip netns")
+
+
+def processes() -> list[str]:
+    """Processes a lab could have left behind, as 'pid command'.
+
+    A lab's processes live in namespaces of their own, or are the unshare/nsenter that
+    made them; anything else on the machine (a shell, a cron job) is not a lab's residue
+    and may come and go during a run.
+    """
+    own = {kind: os.stat(f"/proc/self/ns/{kind}").st_ino for kind in ("user", "net", "mnt", "pid")}
+    found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
             command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            namespaced = any(os.stat(f"/proc/{entry}/ns/{kind}").st_ino != inode for kind, inode in own.items())
         except (OSError, ValueError):
             continue
-        if command:   # kernel threads have no command line
-            table[int(entry)] = (ppid, command)
-    excluded = set()
-    if exclude_tree_of:
-        excluded.add(exclude_tree_of)
-        grew = True
-        while grew:
-            grew = False
-            for pid, (ppid, _) in table.items():
-                if ppid in excluded and pid not in excluded:
-                    excluded.add(pid)
-                    grew = True
-        # and its ancestors: the shell or CI runner that started it
-        pid = exclude_tree_of
-        while pid in table:
-            pid = table[pid][0]
-            excluded.add(pid)
-    return sorted(f"{pid} {command}" for pid, (_, command) in table.items() if pid not in excluded)
+        if command and (namespaced or any(word in command for word in LAB_COMMANDS)):
+            found.append(f"{entry} {command}")
+    return sorted(found)
 
 
-def capture(exclude_tree_of: int | None = None) -> dict[str, object]:
+def capture() -> dict[str, object]:
     try:
         run_netns = sorted(os.listdir("/run/netns"))
     except FileNotFoundError:
@@ -77,7 +70,7 @@ def capture(exclude_tree_of: int | None = None) -> dict[str, object]:
         "addresses": _without(r"\s+valid_lft \S+ preferred_lft \S+", _run("ip", "-o", "address", "show")),
         "routes": _without(r" expires \S+", _run("ip", "route", "show", "table", "all")),
         "/etc/resolv.conf": Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else "",
-        "processes": processes(exclude_tree_of),
+        "processes": processes(),
     }
     if os.geteuid() == 0:
         state["iptables-save"] = _without(r"(?m)^#.*\n|\[\d+:\d+\]", _run("iptables-save"))
@@ -101,9 +94,9 @@ def differences(before: dict, after: dict) -> list[str]:
 def main() -> int:
     action, path = sys.argv[1], Path(sys.argv[2])
     if action == "save":
-        path.write_text(json.dumps(capture(exclude_tree_of=os.getpid())))
+        path.write_text(json.dumps(capture()))
         return 0
-    found = differences(json.loads(path.read_text()), capture(exclude_tree_of=os.getpid()))
+    found = differences(json.loads(path.read_text()), capture())
     for difference in found:
         print("residue on the machine:", difference)
     if not found:

@@ -144,7 +144,7 @@ lab.sh("sleep 300", timeout=600)
 
 
 def test_sigkill_of_the_holding_process_mid_command_leaves_nothing():
-    before = host_state.capture(exclude_tree_of=os.getpid())
+    before = host_state.capture()
     holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     pids = [int(p) for p in holder.stdout.readline().split()]
     assert pids, "the holder did not start its lab"
@@ -152,7 +152,7 @@ def test_sigkill_of_the_holding_process_mid_command_leaves_nothing():
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert gone(pids, within=1.0)
-    assert host_state.differences(before, host_state.capture(exclude_tree_of=os.getpid())) == []
+    assert host_state.differences(before, host_state.capture()) == []
 
 
 def test_a_dead_agent_is_reported_and_reset_recovers(lab):
