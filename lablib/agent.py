@@ -51,6 +51,7 @@ class Agent:
             "process": self.op_process,
             "namespaces": lambda request, emit: self._namespaces(),
             "leftover": lambda request, emit: bytes(self.runner.leftover),
+            "snapshot": self.op_snapshot,
         }
 
     def send(self, message: dict) -> None:
@@ -59,6 +60,8 @@ class Agent:
 
     def serve(self, ready: dict) -> None:
         self.send({"id": 0, "value": ready})
+        # Reading kernel state needs pyroute2 (~0.1 s to import): do it now, off the clock.
+        threading.Thread(target=__import__, args=("pyroute2",), daemon=True).start()
         while True:
             try:
                 request = self.inbox.recv()
@@ -104,6 +107,11 @@ class Agent:
             return [b.status() for b in self.runner.background.values()]
         background = self.runner.find(request["pid"])
         return background.stop() if action == "stop" else background.status()
+
+    def op_snapshot(self, request: dict, emit: Callable):
+        from . import snapshot
+        return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
+                             request.get("namespaces"), request.get("world", False))
 
     def _namespaces(self) -> list[str]:
         from .processes import netns_names

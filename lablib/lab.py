@@ -6,6 +6,7 @@ from typing import Callable
 from . import errors
 from .results import BackgroundProcess, CommandResult
 from .sandbox import Sandbox
+from .state import Snapshot
 from .world import World
 
 DEFAULT_TIMEOUT = 30.0
@@ -96,6 +97,16 @@ class Lab:
         from .builder import build
         return build(self, containers, bridge=bridge, subnet=subnet, forward=forward, nat=nat,
                      dns=dns, servers=servers, publish=publish, show=show)
+
+    def snapshot(self, kinds: set[str] | None = None, namespaces: list[str] | None = None,
+                 world: bool = False) -> Snapshot:
+        """Read the lab host's kernel state (every namespace, or those named) in one pass.
+
+        `kinds` picks from links, routes, neighbours, fdb, sysctls, rules, connections,
+        sockets (links and their addresses always come); `world` adds the outside world.
+        """
+        return self._sandbox.request("snapshot", kinds=sorted(kinds) if kinds else None,
+                                     namespaces=namespaces, world=world)
 
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
