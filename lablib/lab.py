@@ -25,6 +25,8 @@ class Lab:
         self.timeout = timeout
         self.world = World()
         self._after_command: list[Callable[[], None]] = []
+        self._last_drawn: Snapshot | None = None
+        self._live = None
         self._sandbox = Sandbox()
         from . import magics
         magics.adopt(self)
@@ -108,6 +110,65 @@ class Lab:
         return self._sandbox.request("snapshot", kinds=sorted(kinds) if kinds else None,
                                      namespaces=namespaces, world=world)
 
+    def topology(self, *, routes: bool = False, world: bool = True, changes: bool = True,
+                 collapse_after: int = 12):
+        """A drawing of the lab host as the kernel has it now (renders inline in Jupyter).
+
+        `routes` lists each namespace's routes; `world` draws the outside world as a cloud;
+        `changes` highlights what is new since the previous drawing (blue) and what went
+        away (red); past `collapse_after` containers, look-alike ones are grouped.
+        """
+        from .drawing import draw
+        current = self.snapshot(kinds={"links", "routes"} if routes else {"links"})
+        drawing = draw(current, self._last_drawn if changes else None, routes=routes, world=world,
+                       collapse_after=collapse_after)
+        self._last_drawn = current
+        return drawing
+
+    def table(self, kind: str, ns: str | list[str] | None = None):
+        """One kind of kernel state as a pandas DataFrame, from every namespace or `ns`.
+
+        Kinds: links, addrs, routes, neigh, fdb, rules (with packet counters), nat,
+        conntrack, sockets, sysctls. The outside world is included only when named
+        (ns="world:internet").
+        """
+        from .tables import NEEDS, table
+        if kind not in NEEDS:
+            raise errors.LabError(f"unknown table '{kind}'; choose one of: {', '.join(NEEDS)}")
+        wanted = self._namespace_list(ns)
+        # Every namespace is read (a veth's peer may be anywhere); rows are then filtered.
+        frame = table(self.snapshot(kinds={"links", *NEEDS[kind]}, world=True), kind)
+        shown = wanted if wanted is not None else ["host", *self.namespaces()]
+        return frame[frame["ns"].isin(shown)].reset_index(drop=True)
+
+    def compare(self, *namespaces: str):
+        """Namespaces' network stacks side by side — interfaces, addresses, routes,
+        listening ports, firewall rules (all of them when none are named)."""
+        from .tables import comparison
+        snapshot = self.snapshot(kinds={"links", "routes", "sockets", "rules"},
+                                 namespaces=self._namespace_list(list(namespaces) or None))
+        return comparison(snapshot).style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+
+    def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
+        """Show one drawing that redraws itself after every command (docked in JupyterLab)."""
+        from .live import LiveView
+        if self._live is not None:
+            self._live.stop()
+        self._live = LiveView(self, routes=routes, world=world, dock=dock)
+        return None
+
+    def _namespace_list(self, ns: str | list[str] | None) -> list[str] | None:
+        if ns is None:
+            return None
+        names = [ns] if isinstance(ns, str) else list(ns)
+        known = set(self.namespaces()) | {"host"} | {h.ns for h in
+                                                    (self.world.router, self.world.web, self.world.dns, self.world.client)}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            existing = ", ".join(["host", *self.namespaces()])
+            raise errors.NamespaceNotFound(f"namespace '{unknown[0]}' does not exist in this lab; existing: {existing}")
+        return names
+
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
         return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]
@@ -121,6 +182,7 @@ class Lab:
         """Throw this lab host away and start a fresh one in its place."""
         self._sandbox.close()
         self._sandbox = Sandbox()
+        self._last_drawn = None
         self._changed()
 
     def close(self) -> None:

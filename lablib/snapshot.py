@@ -35,9 +35,14 @@ IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 HIDDEN_TABLES = {"lablib_trace"}
 
 
+def natural_order(name: str) -> list:
+    """c2 before c10, as a person counts."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def namespace_paths(world: bool) -> dict[str, str | None]:
     paths: dict[str, str | None] = {HOST: None}
-    paths.update((name, f"/run/netns/{name}") for name in netns_names())
+    paths.update((name, f"/run/netns/{name}") for name in sorted(netns_names(), key=natural_order))
     if world and WORLD.exists():
         paths.update((WORLD_PREFIX + name, str(WORLD / name)) for name in sorted(os.listdir(WORLD)))
     return paths

@@ -43,6 +43,11 @@ class Link:
     def key(self) -> tuple[str, str]:
         return (self.ns, self.name)
 
+    @property
+    def notable_addresses(self) -> list[str]:
+        """IPv4 and global IPv6 addresses; the automatic fe80:: link-local ones left out."""
+        return [address for address in self.addresses if not address.startswith("fe80:")]
+
 
 @dataclass
 class Route:

@@ -1,0 +1,62 @@
+"""lab.live(): one drawing of the lab host that redraws itself after every command.
+
+Docked beside the notebook in JupyterLab (a sidecar panel) when the sidecar package is
+there, inline (an ipywidgets HTML) otherwise. A redraw reads the kernel state again,
+and renders only when the network really changed.
+"""
+from __future__ import annotations
+
+import weakref
+
+from .drawing import draw
+
+
+class LiveView:
+    """The self-refreshing drawing; `stop()` ends the refreshing."""
+
+    def __init__(self, lab, *, routes: bool = False, world: bool = True, dock: bool = True) -> None:
+        import ipywidgets
+        from IPython.display import display
+
+        self._lab = weakref.ref(lab)
+        self.routes, self.world = routes, world
+        self.widget = ipywidgets.HTML()
+        self.previous = None
+        self.docked = False
+        if dock:
+            try:
+                from sidecar import Sidecar
+                self._sidecar = Sidecar(title="lab host topology", anchor="split-right")
+                with self._sidecar:
+                    display(self.widget)
+                self.docked = True
+            except ImportError:
+                pass
+        if not self.docked:
+            display(self.widget)
+        self.refresh()
+        lab._after_command.append(self.refresh)
+
+    def refresh(self) -> None:
+        lab = self._lab()
+        if lab is None or not lab.alive:
+            return
+        current = lab.snapshot(kinds={"links", "routes"} if self.routes else {"links"})
+        if self.previous is not None and _same_network(self.previous, current):
+            return
+        svg = draw(current, self.previous, routes=self.routes, world=self.world).pipe(format="svg")
+        self.widget.value = svg.decode()
+        self.previous = current
+
+    def stop(self) -> None:
+        lab = self._lab()
+        if lab is not None and self.refresh in lab._after_command:
+            lab._after_command.remove(self.refresh)
+
+
+def _same_network(before, after) -> bool:
+    def shape(snapshot):
+        return ({name: [(l.name, l.kind, l.state, l.master, l.peer, tuple(l.addresses)) for l in ns.links]
+                 for name, ns in snapshot.namespaces.items()},
+                {name: [(r.dst, r.gateway, r.dev) for r in ns.routes] for name, ns in snapshot.namespaces.items()})
+    return shape(before) == shape(after)
