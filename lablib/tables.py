@@ -57,7 +57,8 @@ def table(snapshot: Snapshot, kind: str) -> pd.DataFrame:
             raise ValueError(f"unknown table '{kind}'; choose one of: {', '.join(KINDS)}")
     frame = pd.DataFrame(rows, columns=_columns(kind))
     for column in INTEGER_COLUMNS.intersection(frame.columns):
-        frame[column] = frame[column].astype("Int64")   # a missing port is <NA>, not 80.0
+        if frame[column].dtype.kind == "f":
+            frame[column] = frame[column].astype("Int64")   # a missing port is <NA>, not 80.0
     return frame
 
 
