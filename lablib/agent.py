@@ -52,7 +52,10 @@ class Agent:
             "namespaces": lambda request, emit: self._namespaces(),
             "leftover": lambda request, emit: bytes(self.runner.leftover),
             "snapshot": self.op_snapshot,
+            "trace_start": self.op_trace_start,
+            "trace_stop": self.op_trace_stop,
         }
+        self.traces: dict[int, object] = {}
 
     def send(self, message: dict) -> None:
         with self._send_lock:
@@ -112,6 +115,21 @@ class Agent:
         from . import snapshot
         return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
                              request.get("namespaces"), request.get("world", False))
+
+    def op_trace_start(self, request: dict, emit: Callable) -> int:
+        from .capture import Trace
+        from .snapshot import namespace_paths
+        trace = Trace(self.runner, namespace_paths(world=True), request["filter"], request["netfilter"])
+        self.traces[request["id"]] = trace
+        return request["id"]
+
+    def op_trace_stop(self, request: dict, emit: Callable) -> dict:
+        from . import snapshot
+        trace = self.traces.pop(request["trace"])
+        raw = trace.stop()
+        # Interfaces and addresses as they are now, to place each hop in the drawing.
+        raw["snapshot"] = snapshot.read(frozenset({"links", "routes", "sysctls"}), world=True)
+        return raw
 
     def _namespaces(self) -> list[str]:
         from .processes import netns_names

@@ -28,6 +28,17 @@ CLOUD = "outside_world"
 
 
 @dataclass
+class Overlay:
+    """A path drawn over the topology (see tracedraw.py)."""
+    cable_steps: dict[frozenset, list[int]] = field(default_factory=dict)   # veth pair -> step numbers
+    port_steps: dict[tuple[str, str], list[int]] = field(default_factory=dict)   # bridge port -> steps
+    notes: dict[str, list[str]] = field(default_factory=dict)    # namespace -> rewrites seen there
+    drops: dict[str, list[str]] = field(default_factory=dict)    # namespace -> packets that died there
+    visited: set[tuple[str, str]] = field(default_factory=set)   # interfaces the path crossed
+    died_at: set[tuple[str, str]] = field(default_factory=set)   # interfaces where a packet was last seen
+
+
+@dataclass
 class Changes:
     """What differs from the previous drawing."""
     new_links: set[tuple[str, str]] = field(default_factory=set)
@@ -77,8 +88,9 @@ class Drawing:
     """Builds the graphviz source for one snapshot."""
 
     def __init__(self, snapshot: Snapshot, previous: Snapshot | None, routes: bool, world: bool,
-                 collapse_after: int):
+                 collapse_after: int, overlay: Overlay | None = None, expand_world: bool = False):
         self.snapshot, self.routes, self.world = snapshot, routes, world
+        self.overlay, self.expand_world = overlay or Overlay(), expand_world
         self.changes = Changes.between(previous, snapshot)
         self.collapse_after = collapse_after
         self.graph = graphviz.Digraph("lab", engine="dot")
@@ -96,7 +108,8 @@ class Drawing:
         return f"{ns}/{name}".replace(":", "_")
 
     def build(self) -> graphviz.Digraph:
-        namespaces = [ns for name, ns in self.snapshot.namespaces.items() if not name.startswith("world:")]
+        namespaces = [ns for name, ns in self.snapshot.namespaces.items()
+                      if self.expand_world or not name.startswith("world:")]
         containers = [ns for ns in namespaces if ns.role == "container"]
         shown, groups = self._collapse(containers)
         for group in groups:
@@ -105,20 +118,24 @@ class Drawing:
             self._namespace(self.snapshot.namespaces[HOST])
         for ns in shown:
             self._namespace(ns)
+        for ns in namespaces:
+            if ns.role == "outside":
+                self._namespace(ns)
         for name in self.changes.gone_namespaces:
             self._ghost_namespace(name)
         self._cables()
-        if self.world:
+        if self.world and not self.expand_world:
             self._cloud()
         return self.graph
 
     # -- boxes ---------------------------------------------------------------------
     def _namespace(self, ns: Namespace) -> None:
-        title = "lab host (host network namespace)" if ns.role == "host" else f"netns {ns.name}"
+        title = {"host": "lab host (host network namespace)", "container": f"netns {ns.name}",
+                 "outside": f"outside world: {ns.name.removeprefix('world:')}"}[ns.role]
         fresh = ns.name in self.changes.new_namespaces
         with self.graph.subgraph(name=f"cluster {ns.name}") as box:
             box.attr(label=title, labeljust="l", style="rounded,filled" + (",bold" if fresh else ""),
-                     fillcolor="#fafafa" if ns.role == "host" else "#fffde7",
+                     fillcolor={"host": "#fafafa", "container": "#fffde7", "outside": "#e1f5fe"}[ns.role],
                      color=NEW if fresh else "#616161", penwidth="2" if fresh else "1")
             for link in ns.links:
                 if not self._is_collapsed_port(link):
@@ -132,6 +149,12 @@ class Drawing:
                 if link.ns == ns.name:
                     box.node(self.node_id(link.ns, link.name), _link_label(link, self.changes, ghost=True),
                              style="rounded,dashed", color=GONE, fontcolor=GONE, fillcolor="white")
+            for kind, texts, color in (("#notes", self.overlay.notes.get(ns.name), NEW),
+                                       ("#drops", self.overlay.drops.get(ns.name), GONE)):
+                if texts:
+                    box.node(self.node_id(ns.name, kind), "<" + "<br/>".join(html.escape(t) for t in texts) + ">",
+                             shape="note", style="filled", fillcolor="white", color=color, fontcolor=color,
+                             fontsize="9")
             if self.routes and ns.routes:
                 rows = "".join(
                     f"<tr><td align='left'>{html.escape(r.dst)}</td><td align='left'>"
@@ -150,6 +173,10 @@ class Drawing:
             attributes.update(shape="box3d", style=f"filled,{line}", fillcolor="#e3f2fd")
         if link.key in self.changes.new_links or link.key in self.changes.changed_state:
             attributes.update(color=NEW, penwidth="3")
+        if link.key in self.overlay.visited:
+            attributes.update(color="#6a1b9a", penwidth="3")
+        if link.key in self.overlay.died_at:
+            attributes.update(color=GONE, penwidth="4", xlabel="✗")
         box.node(self.node_id(*link.key), _link_label(link, self.changes), **attributes)
 
     def _ghost_namespace(self, name: str) -> None:
@@ -208,7 +235,7 @@ class Drawing:
     def _end(self, link: Link) -> str | None:
         if link.ns in self._collapsed:
             return self._collapsed[link.ns]
-        if link.ns not in self.snapshot.namespaces or link.ns.startswith("world:"):
+        if link.ns not in self.snapshot.namespaces or (link.ns.startswith("world:") and not self.expand_world):
             return None
         return self.node_id(*link.key)
 
@@ -220,23 +247,33 @@ class Drawing:
             if a is None or b is None:
                 continue
             fresh = one.key in self.changes.new_links or other.key in self.changes.new_links
-            if one.ns == HOST and other.ns != HOST:
-                a, b = b, a     # left to right: container, then the host (dot ranks by direction)
-            self.graph.edge(a, b, label="veth", penwidth="2.5", color=NEW if fresh else "#424242")
+            if (one.ns == HOST and other.ns != HOST and not other.ns.startswith("world:")) or one.ns.startswith("world:"):
+                a, b = b, a     # left to right: container, host, outside (dot ranks by direction)
+            steps = self.overlay.cable_steps.get(frozenset({one.key, other.key}))
+            if steps:
+                self.graph.edge(a, b, label="veth  " + _steps(steps), penwidth="3.5", color="#6a1b9a",
+                                fontcolor="#6a1b9a")
+            else:
+                self.graph.edge(a, b, label="veth", penwidth="2.5", color=NEW if fresh else "#424242")
         for summary, (ports, bridge) in self._port_groups.items():
             self.graph.edge(summary, f"{summary}_ports", label=f"{len(ports)} veth pairs", penwidth="2.5",
                             style="dashed", color="#424242")
             self.graph.edge(f"{summary}_ports", self.node_id(HOST, bridge), label="ports", style="bold",
                             color="#5c6bc0")
         for link in self.snapshot.links():
-            if link.master and not link.ns.startswith("world:") and link.ns not in self._collapsed:
+            if link.master and link.ns not in self._collapsed:
                 port, bridge = self._end(link), self.node_id(link.ns, link.master)
                 if port is None or self._is_collapsed_port(link):
                     continue
                 fresh = link.key in self.changes.new_links
-                self.graph.edge(port, bridge, label="port", style="bold", color=NEW if fresh else "#5c6bc0")
+                steps = self.overlay.port_steps.get(link.key)
+                if steps:
+                    self.graph.edge(port, bridge, label="port  " + _steps(steps), style="bold", penwidth="3",
+                                    color="#6a1b9a", fontcolor="#6a1b9a")
+                else:
+                    self.graph.edge(port, bridge, label="port", style="bold", color=NEW if fresh else "#5c6bc0")
         # Routed traffic leaves a bridge through the uplink: keep the uplink right of bridges.
-        if self.snapshot.link(HOST, UPLINK) is not None:
+        if self.snapshot.link(HOST, UPLINK) is not None and HOST in self.snapshot.namespaces:
             for bridge in (link for link in self.snapshot.namespaces[HOST].links if link.kind == "bridge"):
                 self.graph.edge(self.node_id(HOST, bridge.name), self.node_id(HOST, UPLINK), style="invis")
     def _is_collapsed_port(self, link: Link) -> bool:
@@ -252,7 +289,13 @@ class Drawing:
             self.graph.edge(self.node_id(HOST, UPLINK), CLOUD, label="uplink", penwidth="2.5", color="#0277bd")
 
 
+def _steps(numbers: list[int]) -> str:
+    shown = ", ".join(f"#{n}" for n in numbers[:8])
+    return shown + (f" +{len(numbers) - 8}" if len(numbers) > 8 else "")
+
+
 def draw(snapshot: Snapshot, previous: Snapshot | None = None, *, routes: bool = False,
-         world: bool = True, collapse_after: int = 12) -> graphviz.Digraph:
+         world: bool = True, collapse_after: int = 12, overlay: Overlay | None = None,
+         expand_world: bool = False) -> graphviz.Digraph:
     """A graphviz drawing of `snapshot`, highlighting changes since `previous`."""
-    return Drawing(snapshot, previous, routes, world, collapse_after).build()
+    return Drawing(snapshot, previous, routes, world, collapse_after, overlay, expand_world).build()

@@ -169,6 +169,19 @@ class Lab:
             raise errors.NamespaceNotFound(f"namespace '{unknown[0]}' does not exist in this lab; existing: {existing}")
         return names
 
+    def trace(self, filter: str = "ip or arp", *, netfilter: bool = True):
+        """Trace packets through every namespace while the `with` block runs.
+
+            with lab.trace("icmp") as t:
+                lab.sh("ping -c1 10.0.0.3", ns="c1")
+            t.table(); t.graph(); t.sequence(); t.save("ping.pcap")
+
+        `filter` is tcpdump syntax ("icmp", "arp", "tcp port 8080"); `netfilter` also
+        reports the iptables/nft hooks, rules and verdicts each packet met.
+        """
+        from .trace import Tracing
+        return Tracing(self, filter, netfilter)
+
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
         return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]

@@ -95,10 +95,10 @@ def _bind_private_files() -> None:
 
 
 def install_shims(full_id_map: bool) -> None:
-    """Put sudo and modprobe shims first on PATH; with a single-uid map, also tcpdump/dnsmasq."""
-    wanted = ["sudo", "modprobe"] + ([] if full_id_map else ["tcpdump", "dnsmasq"])
+    """Put sudo, modprobe and nft shims first on PATH; with a single-uid map, also tcpdump/dnsmasq."""
+    wanted = ["sudo", "modprobe", "nft"] + ([] if full_id_map else ["tcpdump", "dnsmasq"])
     for name in wanted:
-        real = tools.find(name) if name in ("tcpdump", "dnsmasq") else ""
+        real = tools.find(name) if name in ("tcpdump", "dnsmasq", "nft") else ""
         if real is None:
             continue  # not installed: the shell's "command not found" hint says so
         text = (SHIM_SOURCES / name).read_text().replace("@REAL@", real or "")

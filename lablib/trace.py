@@ -1,0 +1,453 @@
+"""`with lab.trace("icmp") as t: ...` — where did my packet go, and what happened to it?
+
+The agent captures every interface of every namespace and traces netfilter (capture.py);
+here those raw observations become *packets* (the same datagram seen hop after hop —
+its IP ID, ICMP sequence, TCP sequence and payload survive NAT, while addresses and TTL
+may change), packets become *flows* (ARP request and reply, ICMP echo and reply, a TCP
+connection), and each packet gets its fate: delivered, or dropped — where, and why.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import socket
+from dataclasses import dataclass, field
+
+import dpkt
+import pandas as pd
+
+from .state import HOST, Snapshot
+
+PKTTYPE_OUTGOING = 4
+ICMP_NAMES = {0: "echo reply", 3: "destination unreachable", 8: "echo request", 11: "time exceeded"}
+UNREACHABLE = {0: "net unreachable", 1: "host unreachable", 3: "port unreachable", 13: "prohibited"}
+
+
+def _ip(raw: bytes) -> str:
+    return socket.inet_ntoa(raw)
+
+
+@dataclass
+class Hop:
+    """One sighting of a packet: on this interface of this namespace, going in or out."""
+    time: int                   # kernel timestamp, ns
+    ns: str
+    interface: str
+    direction: str              # "in" (received) or "out" (sent)
+    eth_src: str
+    eth_dst: str
+    protocol: str               # arp, icmp, tcp, udp
+    src: str
+    dst: str
+    sport: int | None
+    dport: int | None
+    ttl: int | None
+    summary: str
+    frame: bytes = field(repr=False, default=b"")
+
+    @property
+    def addresses(self) -> tuple:
+        return (self.src, self.sport, self.dst, self.dport)
+
+
+@dataclass
+class NetfilterStep:
+    """A rule or policy a packet met, as `nft monitor trace` reported it."""
+    ns: str
+    family: str
+    table: str
+    chain: str
+    rule: str
+    verdict: str
+    fields: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def nat(self) -> str | None:
+        for word in ("masquerade", "snat", "dnat", "redirect"):
+            if re.search(rf"\b{word}\b", self.rule, re.I) and self.table == "nat":
+                return word.upper()
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.chain}: {self.rule} → {self.verdict}"
+
+
+@dataclass
+class Packet:
+    number: int
+    identity: tuple = field(repr=False)
+    hops: list[Hop] = field(default_factory=list)
+    netfilter: list[NetfilterStep] = field(default_factory=list)
+    flow: int = 0
+    fate: str = ""              # "delivered to c2", "dropped in host: ..."
+    dropped_in: str | None = None
+    changes: dict[str, str] = field(default_factory=dict)   # ns -> "SNAT 10.0.0.2 → 203.0.113.10 (MASQUERADE)"
+
+    @property
+    def first(self) -> Hop:
+        return self.hops[0]
+
+    @property
+    def summary(self) -> str:
+        return self.first.summary
+
+
+# -- parsing frames --------------------------------------------------------------------
+
+def parse(frame: bytes) -> dict | None:
+    """What a frame is, and what identifies the datagram it carries across NAT."""
+    try:
+        eth = dpkt.ethernet.Ethernet(frame)
+    except (dpkt.UnpackError, dpkt.NeedData):
+        return None
+    mac = lambda raw: ":".join(f"{b:02x}" for b in raw)
+    base = {"eth_src": mac(eth.src), "eth_dst": mac(eth.dst)}
+    if isinstance(eth.data, dpkt.arp.ARP):
+        arp = eth.data
+        spa, tpa = _ip(arp.spa), _ip(arp.tpa)
+        request = arp.op == dpkt.arp.ARP_OP_REQUEST
+        summary = f"ARP who-has {tpa} tell {spa}" if request else f"ARP {spa} is-at {mac(arp.sha)}"
+        return dict(base, protocol="arp", src=spa, dst=tpa, sport=None, dport=None, ttl=None, summary=summary,
+                    identity=("arp", arp.op, mac(arp.sha), spa, tpa), endpoints={("arp", frozenset({spa, tpa}))})
+    if not isinstance(eth.data, dpkt.ip.IP):
+        return None
+    ip = eth.data
+    src, dst, l4 = _ip(ip.src), _ip(ip.dst), ip.data
+    payload = hashlib.blake2b(bytes(l4.data) if hasattr(l4, "data") else b"", digest_size=8).digest()
+    if isinstance(l4, dpkt.icmp.ICMP):
+        kind = ICMP_NAMES.get(l4.type, f"type {l4.type}")
+        if l4.type in (0, 8):
+            echo = l4.data
+            summary = f"ICMP {kind} id {echo.id} seq {echo.seq}"
+            identity = ("icmp", ip.id, l4.type, echo.seq, payload)
+            endpoints = {("icmp", echo.id, frozenset({src, dst}))}
+        else:
+            inner = l4.data.data if hasattr(l4.data, "data") else None
+            inner_id = inner.id if isinstance(inner, dpkt.ip.IP) else None
+            summary = f"ICMP {UNREACHABLE.get(l4.code, kind) if l4.type == 3 else kind}"
+            identity = ("icmp", ip.id, l4.type, l4.code, inner_id)
+            endpoints = {("icmp-error", frozenset({src, dst}))}
+            if isinstance(inner, dpkt.ip.IP):   # an error belongs to the flow it reports on
+                endpoints.add(("inner", inner.id))
+        return dict(base, protocol="icmp", src=src, dst=dst, sport=None, dport=None, ttl=ip.ttl,
+                    summary=summary, identity=identity, endpoints=endpoints, ip_id=ip.id)
+    if isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+        protocol = "tcp" if isinstance(l4, dpkt.tcp.TCP) else "udp"
+        if protocol == "tcp":
+            flags = "".join(name for bit, name in ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."))
+                            if l4.flags & bit)
+            summary = f"TCP {l4.sport} > {l4.dport} [{flags}] seq {l4.seq}" + (f" ack {l4.ack}" if l4.flags & 0x10 else "")
+            if l4.data:
+                summary += f" len {len(l4.data)}"
+            identity = ("tcp", ip.id, l4.seq, l4.ack, l4.flags, payload)
+        else:
+            summary = f"UDP {l4.sport} > {l4.dport} len {len(l4.data)}"
+            identity = ("udp", ip.id, len(l4.data), payload)
+        endpoints = {(protocol, frozenset({(src, l4.sport), (dst, l4.dport)}))}
+        return dict(base, protocol=protocol, src=src, dst=dst, sport=l4.sport, dport=l4.dport, ttl=ip.ttl,
+                    summary=summary, identity=identity, endpoints=endpoints, ip_id=ip.id)
+    return dict(base, protocol=str(ip.p), src=src, dst=dst, sport=None, dport=None, ttl=ip.ttl,
+                summary=f"IP protocol {ip.p}", identity=("ip", ip.id, ip.p, payload),
+                endpoints={("ip", ip.p, frozenset({src, dst}))}, ip_id=ip.id)
+
+
+# -- parsing `nft monitor trace` --------------------------------------------------------
+
+_TRACE = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
+_FIELDS = {"saddr": r"ip saddr (\S+)", "daddr": r"ip daddr (\S+)", "id": r"ip id (\d+)",
+           "icmp_seq": r"icmp sequence (\d+)", "tcp_seq": r"tcp sequence (\d+)",
+           "sport": r"(?:tcp|udp) sport (\d+)", "dport": r"(?:tcp|udp) dport (\d+)"}
+
+
+def netfilter_steps(ns: str, lines: list[str]) -> list[tuple[dict, NetfilterStep]]:
+    """Each rule or policy met, with the packet's fields as nft saw them at that hook."""
+    steps, packet_of = [], {}
+    for line in lines:
+        match = _TRACE.match(line.strip())
+        if not match:
+            continue
+        trace_id, family, table, chain, rest = match.groups()
+        key = (trace_id, table, chain)
+        if rest.startswith("packet: "):
+            packet_of[key] = {name: m.group(1) for name, pattern in _FIELDS.items()
+                              if (m := re.search(pattern, rest))}
+            continue
+        if table == "lablib_trace":
+            continue   # the trace's own marking rule is plumbing, not a step
+        fields = packet_of.get(key) or packet_of.get(next((k for k in reversed(packet_of) if k[0] == trace_id), None), {})
+        if rest.startswith("rule "):
+            rule = re.sub(r"\s*\(verdict (\w+)\)\s*$", "", rest[5:])
+            rule = re.sub(r"counter packets \d+ bytes \d+ ?", "", rule).strip()
+            verdict = re.search(r"\(verdict (\w+)\)", rest)
+            steps.append((fields, NetfilterStep(ns, family, table, chain, rule, verdict.group(1) if verdict else "")))
+        elif rest.startswith("policy "):
+            policy = rest.split()[1]
+            steps.append((fields, NetfilterStep(ns, family, table, chain, f"policy {policy}", policy)))
+        elif rest.startswith("verdict "):
+            verdict = rest.split()[1]
+            if verdict not in ("continue",):
+                steps.append((fields, NetfilterStep(ns, family, table, chain, f"verdict {verdict}", verdict)))
+    return steps
+
+
+# -- putting it together ------------------------------------------------------------------
+
+class TraceResult:
+    """Every packet a trace saw, hop by hop, grouped into flows."""
+
+    def __init__(self, raw: dict, expression: str):
+        self.expression = expression
+        self.snapshot: Snapshot = raw["snapshot"]
+        self.frames_lost = raw.get("dropped", 0)
+        self.packets: list[Packet] = []
+        self._raw_frames = raw["frames"]
+        self._group(raw["frames"])
+        self._attach_netfilter(raw["netfilter"])
+        self._flows()
+        for packet in self.packets:
+            self._explain(packet)
+
+    # grouping sightings into packets
+    def _group(self, frames) -> None:
+        by_identity: dict[tuple, Packet] = {}
+        self._endpoints: dict[int, set] = {}
+        for stamp, ns, interface, pkttype, frame in sorted(frames, key=lambda f: f[0]):
+            parsed = parse(frame)
+            if parsed is None:
+                continue
+            hop = Hop(stamp, ns, interface, "out" if pkttype == PKTTYPE_OUTGOING else "in",
+                      parsed["eth_src"], parsed["eth_dst"], parsed["protocol"], parsed["src"], parsed["dst"],
+                      parsed["sport"], parsed["dport"], parsed["ttl"], parsed["summary"], frame)
+            packet = by_identity.get(parsed["identity"])
+            if packet is None or stamp - packet.hops[-1].time > 2_000_000_000:
+                packet = Packet(len(self.packets) + 1, parsed["identity"])
+                by_identity[parsed["identity"]] = packet
+                self.packets.append(packet)
+                self._endpoints[packet.number] = set()
+            packet.hops.append(hop)
+            self._endpoints[packet.number] |= parsed["endpoints"]
+            if "ip_id" in parsed:
+                self._endpoints[packet.number].add(("ip_id", parsed["ip_id"]))
+
+    def _attach_netfilter(self, netfilter: dict[str, list[str]]) -> None:
+        for ns, lines in netfilter.items():
+            for fields, step in netfilter_steps(ns, lines):
+                packet = self._match(ns, fields)
+                if packet is not None:
+                    packet.netfilter.append(step)
+
+    def _match(self, ns: str, fields: dict) -> Packet | None:
+        if "id" not in fields:
+            return None
+        for packet in self.packets:
+            if packet.first.protocol == "arp" or not any(hop.ns == ns for hop in packet.hops):
+                continue
+            if ("ip_id", int(fields["id"])) not in self._endpoints[packet.number]:
+                continue
+            seen = {hop.addresses[0] for hop in packet.hops} | {hop.addresses[2] for hop in packet.hops}
+            if fields.get("saddr") in seen or fields.get("daddr") in seen:
+                return packet
+        return None
+
+    def _flows(self) -> None:
+        """Packets that share endpoints (as seen at some hop) belong to one flow."""
+        parent = list(range(len(self.packets) + 1))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        owner: dict = {}
+        for packet in self.packets:
+            for key in self._endpoints[packet.number]:
+                if key[0] == "ip_id":
+                    continue
+                if key[0] == "inner":   # an ICMP error joins the packet it quotes
+                    key = ("ip_id", key[1])
+                    for other in self.packets:
+                        if other is not packet and key in self._endpoints[other.number]:
+                            parent[root(packet.number)] = root(other.number)
+                    continue
+                if key in owner:
+                    parent[root(packet.number)] = root(owner[key])
+                else:
+                    owner[key] = packet.number
+        numbers: dict[int, int] = {}
+        for packet in self.packets:
+            packet.flow = numbers.setdefault(root(packet.number), len(numbers) + 1)
+
+    # fate and rewrites
+    def _owner(self, address: str) -> str | None:
+        for ns in self.snapshot.namespaces.values():
+            for link in ns.links:
+                if any(a.split("/")[0] == address for a in link.addresses):
+                    return ns.name
+        return None
+
+    def _explain(self, packet: Packet) -> None:
+        by_ns: dict[str, list[Hop]] = {}
+        for hop in packet.hops:
+            by_ns.setdefault(hop.ns, []).append(hop)
+        for ns, hops in by_ns.items():
+            arrived = next((h for h in hops if h.direction == "in"), None)
+            left = next((h for h in reversed(hops) if h.direction == "out"), None)
+            if arrived and left and arrived.time <= left.time and arrived.addresses != left.addresses:
+                packet.changes[ns] = self._describe_rewrite(packet, ns, arrived, left)
+        last = packet.hops[-1]
+        if last.protocol == "arp":
+            packet.fate = "broadcast on the link" if last.eth_dst == "ff:ff:ff:ff:ff:ff" else "delivered"
+            return
+        owner = self._owner(last.dst)
+        if last.direction == "in" and (owner == last.ns or last.dst.startswith(("224.", "255.")) or last.dst.endswith(".255")):
+            packet.fate = f"delivered to {last.ns}"
+            return
+        if last.direction == "out":
+            packet.fate = "left the traced namespaces" if owner is None else f"sent towards {last.dst}"
+            return
+        packet.dropped_in = last.ns
+        packet.fate = f"dropped in {last.ns}: {self._why_dropped(packet, last)}"
+
+    def _describe_rewrite(self, packet: Packet, ns: str, arrived: Hop, left: Hop) -> str:
+        parts = []
+        if (arrived.src, arrived.sport) != (left.src, left.sport):
+            parts.append(f"source {_endpoint(arrived.src, arrived.sport)} → {_endpoint(left.src, left.sport)}")
+        if (arrived.dst, arrived.dport) != (left.dst, left.dport):
+            parts.append(f"destination {_endpoint(arrived.dst, arrived.dport)} → {_endpoint(left.dst, left.dport)}")
+        rule = next((step for step in packet.netfilter if step.ns == ns and step.nat), None)
+        if rule:
+            return f"{rule.nat} at {rule.chain}: " + ", ".join(parts)
+        return "reverse NAT by conntrack (a reply): " + ", ".join(parts)
+
+    def _why_dropped(self, packet: Packet, last: Hop) -> str:
+        for step in packet.netfilter:
+            if step.ns == last.ns and step.verdict.lower() == "drop":
+                if step.rule.startswith("policy"):
+                    return f"{step.chain} policy {step.verdict.upper()}"
+                return f"rule in {step.table} {step.chain}: {step.rule}"
+        ns = self.snapshot.namespaces.get(last.ns)
+        if ns is not None and ns.sysctls.get("net.ipv4.ip_forward") == "0":
+            return "not forwarded: net.ipv4.ip_forward is 0 here"
+        if ns is not None and not _routed(ns.routes, last.dst):
+            return f"no route to {last.dst}"
+        return "it went no further (no reply, or a rule without a trace)"
+
+    # -- views ------------------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """One row per hop of every packet (and one per drop), in the order they happened."""
+        start = min((p.first.time for p in self.packets), default=0)
+        rows = []
+        for packet in self.packets:
+            # Netfilter steps and rewrites go on the packet's last sighting in each namespace.
+            last_in_ns = {hop.ns: index for index, hop in enumerate(packet.hops)}
+            for number, hop in enumerate(packet.hops, 1):
+                closing = last_in_ns[hop.ns] == number - 1
+                steps = [s for s in packet.netfilter if s.ns == hop.ns] if closing else []
+                rows.append({
+                    "flow": packet.flow, "packet": packet.number, "hop": number,
+                    "time (ms)": round((hop.time - start) / 1e6, 3), "ns": hop.ns, "interface": hop.interface,
+                    "direction": hop.direction, "summary": hop.summary,
+                    "eth src": hop.eth_src, "eth dst": hop.eth_dst, "src": hop.src, "dst": hop.dst,
+                    "sport": hop.sport, "dport": hop.dport, "ttl": hop.ttl,
+                    "netfilter": "; ".join(str(s) for s in steps),
+                    "change": packet.changes.get(hop.ns, "") if closing else "",
+                })
+            if packet.dropped_in:
+                rows.append({"flow": packet.flow, "packet": packet.number, "hop": len(packet.hops) + 1,
+                             "ns": packet.dropped_in, "direction": "dropped",
+                             "summary": "✗ " + packet.fate})
+        frame = pd.DataFrame(rows, columns=["flow", "packet", "hop", "time (ms)", "ns", "interface", "direction",
+                                            "summary", "eth src", "eth dst", "src", "dst", "sport", "dport", "ttl",
+                                            "netfilter", "change"])
+        for column in ("sport", "dport", "ttl", "hop"):
+            frame[column] = frame[column].astype("Int64")
+        return frame
+
+    def flows(self) -> pd.DataFrame:
+        """One row per flow: what it was, its packets, and how each ended."""
+        rows = []
+        for flow in sorted({p.flow for p in self.packets}):
+            members = [p for p in self.packets if p.flow == flow]
+            rows.append({"flow": flow, "protocol": members[0].first.protocol,
+                         "first packet": members[0].summary, "packets": len(members),
+                         "from": f"{members[0].first.src} ({members[0].first.ns})",
+                         "to": members[0].first.dst,
+                         "fates": "; ".join(sorted({p.fate for p in members}))})
+        return pd.DataFrame(rows, columns=["flow", "protocol", "first packet", "packets", "from", "to", "fates"])
+
+    def save(self, path: str) -> str:
+        """Write every captured frame to a pcap file Wireshark opens; returns the path."""
+        with open(path, "wb") as f:
+            writer = dpkt.pcap.Writer(f, nano=True)
+            for stamp, _ns, _interface, _pkttype, frame in sorted(self._raw_frames, key=lambda f: f[0]):
+                writer.writepkt(frame, ts=stamp / 1e9)
+        return path
+
+    def graph(self, flow: int | None = None, *, world: bool = True):
+        """The topology with the path drawn on it: numbered hops along the cables, the
+        rewrites where they happen, and a red ✗ where a packet died."""
+        from .tracedraw import draw_path
+        packets = [p for p in self.packets if flow is None or p.flow == flow]
+        return draw_path(self.snapshot, packets, world=world)
+
+    def sequence(self, flow: int | None = None) -> "SequenceView":
+        """Request and reply as a sequence diagram: namespaces across, time down."""
+        from .tracedraw import sequence
+        return sequence([p for p in self.packets if flow is None or p.flow == flow])
+
+    def __repr__(self) -> str:
+        flows = len({p.flow for p in self.packets})
+        return f"<trace '{self.expression}': {len(self.packets)} packets in {flows} flows>"
+
+
+def _endpoint(address: str, port: int | None) -> str:
+    return f"{address}:{port}" if port is not None else address
+
+
+def _routed(routes, address: str) -> bool:
+    import ipaddress
+    target = ipaddress.ip_address(address)
+    for route in routes:
+        if route.dst == "default" or target in ipaddress.ip_network(route.dst, strict=False):
+            if route.type == "unicast":
+                return True
+    return False
+
+
+class SequenceView:
+    def __init__(self, html_text: str):
+        self.html = html_text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+class Tracing:
+    """The context manager lab.trace() returns; its result is available after the block."""
+
+    def __init__(self, lab, expression: str, netfilter: bool):
+        self._lab, self.expression, self.netfilter = lab, expression, netfilter
+        self.result: TraceResult | None = None
+
+    def __enter__(self) -> "Tracing":
+        self._id = self._lab._sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._lab.alive:
+            raw = self._lab._sandbox.request("trace_stop", trace=self._id)
+            self.result = TraceResult(raw, self.expression)
+
+    def _done(self) -> TraceResult:
+        if self.result is None:
+            from .errors import LabError
+            raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
+        return self.result
+
+    def __getattr__(self, name: str):
+        return getattr(self._done(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.result) if self.result else f"<trace '{self.expression}' running>"
