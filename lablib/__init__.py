@@ -7,7 +7,7 @@
 from .errors import (AgentDied, CommandFailed, CommandTimeout, LabError, NamespaceNotFound,
                      SandboxUnavailable, ToolMissing, WaitingForInput)
 
-__all__ = ["Lab", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
+__all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 
@@ -16,6 +16,9 @@ def __getattr__(name: str):
     if name == "Lab":
         from .lab import Lab
         return Lab
+    if name == "expect":   # the claims a check can make: expect.reaches(...), expect.route(...)
+        from . import checks
+        return checks
     raise AttributeError(f"module 'lablib' has no attribute {name!r}")
 
 

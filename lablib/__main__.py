@@ -1,4 +1,4 @@
-"""lablib's command line: `python -m lablib doctor | shell`."""
+"""lablib's command line: `python -m lablib doctor | shell | student-edition`."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,9 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser("doctor", help="check this machine can run lab hosts, and say what to fix")
     doctor.add_argument("--quiet", action="store_true", help="print only problems")
     commands.add_parser("shell", help="open bash in a fresh lab host (it is gone when you exit)")
+    edition = commands.add_parser("student-edition", help="write the notebooks without solutions or outputs")
+    edition.add_argument("source", nargs="?", default="labs", help="folder of notebooks (default: labs)")
+    edition.add_argument("--out", default="student", help="folder to write them to (default: student)")
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from .doctor import run
@@ -18,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "shell":
         from .shell import run
         return run()
+    if args.command == "student-edition":
+        from pathlib import Path
+        from .editions import write_student_editions
+        written = write_student_editions(Path(args.source), Path(args.out))
+        print(f"wrote {len(written)} student notebooks to {args.out}/ (solutions removed, outputs cleared)")
+        return 0
     return 2
 
 

@@ -182,6 +182,15 @@ class Lab:
         from .trace import Tracing
         return Tracing(self, filter, netfilter)
 
+    def check(self, exercise: str, *claims):
+        """Check an exercise against the lab host's real state: ✅, or ❌ with hints.
+
+            lab.check("veth pair", expect.interface("c1", "eth0", up=True),
+                      expect.reaches("c1", "10.0.0.1"))
+        """
+        from .checks import run
+        return run(self, exercise, claims)
+
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
         return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]

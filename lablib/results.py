@@ -100,6 +100,6 @@ class BackgroundProcess:
         return decode(self._refresh("stop")["log"])[0]
 
     def __repr__(self) -> str:
-        state = "running" if self._status["exit_code"] is None else f"exited {self._status['exit_code']}"
+        state = "running" if self._status["exit_code"] is None else f"exited with code {self._status['exit_code']}"
         where = f" in {self.ns}" if self.ns else ""
-        return f"<{self.name!r} pid {self.pid}{where}, {state}>"
+        return f"<{self.command!r}{where}: {state}>"

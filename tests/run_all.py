@@ -89,7 +89,8 @@ def main() -> int:
         run_rootless(failures, extra)
     notebooks = sorted((ROOT / "labs").glob("*.ipynb"))
     if notebooks:
-        if run(pytest("--nbval", "--nbval-sanitize-with", "tests/sanitize.cfg", "labs", *extra), cwd=ROOT) != 0:
+        if run(pytest("--nbval", "--nbval-current-env", "--nbval-cell-timeout", "120",
+                      "--nbval-sanitize-with", "tests/sanitize.cfg", "labs", *extra), cwd=ROOT) != 0:
             failures.append("notebooks (nbval)")
     if root and run([PYTHON, str(ROOT / "tests" / "host_state.py"), "compare", str(before)]) != 0:
         failures.append("the machine was left changed")

@@ -1,0 +1,96 @@
+"""The notebooks as a course: each covers its SYLLABUS.md row, has checked exercises,
+and its checks really check — in the student edition (solutions removed), every check
+answers ❌. (nbval, run by tests/run_all.py, re-runs each notebook and compares outputs.)
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from lablib.editions import student_edition, write_student_editions
+
+LABS = ROOT / "labs"
+NOTEBOOKS = sorted(LABS.glob("[0-9][0-9]-*.ipynb"))
+
+# What each SYLLABUS.md row needs to be seen happening: regexes that must match the
+# notebook's code cells or their outputs.
+SYLLABUS = {
+    "00": [r"%%lab", r"lab\.live\(", r"lab\.topology\(", r"lab\.trace\(", r"lab\.check\(", r"lab\.reset\(",
+           r"Address already in use"],
+    "01": [r"ip netns add", r"ip netns list", r"ip netns exec", r"ip (link|route|addr)", r"iptables",
+           r"state DOWN", r"Couldn't connect to server", r"ip link set (dev )?lo up", r"--net=host",
+           r"--net=none", r"Address already in use|http\.server 8080"],
+    "02": [r"type veth peer name", r"ip link set \S+ netns", r"@if\d+|link-netns", r"10\.0\.0\.10/24",
+           r"10\.0\.0\.11/24", r"ping", r"curl", r"route add default via"],
+    "03": [r"type bridge", r"master", r"bridge fdb show", r"ip neigh", r"FORWARD", r"10\.0\.0\.1/24",
+           r"docker0", r"172\.17\.0\.0/16", r"02:42:ac:11:00:02", r"lab\.trace\(", r"ARP"],
+    "04": [r"ip route", r"route -n", r"net\.ipv4\.ip_forward", r"/proc/sys/net/ipv4/ip_forward", r"FORWARD",
+           r"bridge-nf-call-iptables", r"lab\.trace\("],
+    "05": [r"MASQUERADE", r"POSTROUTING", r"conntrack -L", r"SNAT", r"DNAT", r"! -o (docker0|br0)",
+           r"-v", r"lab\.trace\("],
+    "06": [r"Name or service not known|Temporary failure in name resolution", r"/etc/netns/", r"resolv\.conf",
+           r"dig", r"127\.0\.0\.53", r"127\.0\.0\.11"],
+    "07": [r"PREROUTING", r"DNAT", r"OUTPUT", r"route_localnet", r"hairpin", r"docker-proxy", r"DOCKER-USER",
+           r"8080:80"],
+}
+
+
+def code_and_outputs(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        parts.append(cell.source)
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+def tagged(notebook, tag: str) -> list:
+    return [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_covers_its_syllabus_row(path: Path):
+    text = code_and_outputs(nbformat.read(path, as_version=4))
+    missing = [pattern for pattern in SYLLABUS[path.name[:2]] if not re.search(pattern, text)]
+    assert missing == [], f"{path.name} does not show: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_two_exercises_each_with_a_hidden_solution_and_a_check(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    checks, solutions = tagged(notebook, "check"), tagged(notebook, "solution")
+    assert len(checks) >= 2 and len(solutions) >= len(checks)
+    assert all(cell.metadata.get("jupyter", {}).get("source_hidden") for cell in solutions)
+    assert all("lab.check(" in cell.source for cell in checks)
+    for cell in checks:   # the committed run shows each exercise solved
+        assert code_and_outputs(nbformat.v4.new_notebook(cells=[cell])).count("✅") >= 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_check_answers_no_when_the_solutions_are_skipped(path: Path):
+    """The student edition, run as it is: each check must see the unsolved state."""
+    notebook = student_edition(nbformat.read(path, as_version=4))
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(LABS)}}).execute()
+    for cell in tagged(notebook, "check"):
+        text = code_and_outputs(nbformat.v4.new_notebook(cells=[cell]))
+        assert text.splitlines()[-1:] and "❌" in text and "Error" not in text, \
+            f"{path.name}: a check passed (or failed to run) without its solution:\n{cell.source}\n{text}"
+
+
+def test_student_editions_have_no_solutions_and_no_outputs(tmp_path):
+    written = write_student_editions(LABS, tmp_path)
+    assert [p.name for p in written] == [p.name for p in sorted(LABS.glob("*.ipynb"))]
+    for path in written:
+        notebook = nbformat.read(path, as_version=4)
+        assert tagged(notebook, "solution") == []
+        assert len(tagged(notebook, "check")) >= 2
+        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
