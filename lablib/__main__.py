@@ -1,4 +1,4 @@
-"""lablib's command line: `python -m lablib doctor | shell | student-edition`."""
+"""lablib's command line: `python -m lablib doctor | shell | student-edition | progress`."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     edition = commands.add_parser("student-edition", help="write the notebooks without solutions or outputs")
     edition.add_argument("source", nargs="?", default="labs", help="folder of notebooks (default: labs)")
     edition.add_argument("--out", default="student", help="folder to write them to (default: student)")
+    progress = commands.add_parser("progress", help="which exercises each learner passed, from their notebooks")
+    progress.add_argument("paths", nargs="+", help="notebooks, progress files, or folders holding them")
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from .doctor import run
@@ -21,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "shell":
         from .shell import run
         return run()
+    if args.command == "progress":
+        from .progress import collect
+        table = collect(args.paths)
+        print(table.to_string() if not table.empty else "no exercise results found there")
+        return 0
     if args.command == "student-edition":
         from pathlib import Path
         from .editions import write_student_editions

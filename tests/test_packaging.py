@@ -29,3 +29,23 @@ def test_every_system_package_names_the_tools_it_brings():
     packages = tools.packages()
     for tool in ("ip", "iptables", "nft", "tcpdump", "dnsmasq", "conntrack", "dig", "unshare", "dot"):
         assert tool in packages
+
+
+def test_the_set_up_left_every_system_tool_installed():
+    """CI runs ./labkit setup (the VM's provisioning too) before the tests: check its result."""
+    from lablib import tools
+    assert tools.missing() == {}
+
+
+def test_the_vagrantfile_validates():
+    import shutil
+    import subprocess
+    import pytest
+    if shutil.which("vagrant") is None:
+        pytest.skip("vagrant is not installed here (.ci/run installs it from Debian's packages)")
+    done = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (ROOT / "Vagrantfile").read_text()
+    assert "./labkit setup" in text and 'host_ip: "127.0.0.1"' in text
+    assert 'provider "virtualbox"' in text and 'provider "libvirt"' in text
