@@ -34,7 +34,7 @@ def run_rootless(failures: list[str], extra: list[str]) -> None:
     for user, subids in ROOTLESS_USERS.items():
         ensure_user(user, subids)
         tree = Tree(user)
-        argv = tree.argv(user, "-m", "pytest", "-p", "no:cacheprovider", "-m", "not root_only", "tests", *extra)
+        argv = tree.argv(user, "-m", "pytest", "-p", "no:cacheprovider", "-m", "not root_only and not notebooks", "tests", *extra)
         if run(argv, cwd=tree.root) != 0:
             failures.append(f"tests as {user} ({'subuid range' if subids else 'single-uid map'})")
         tree.remove()

@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 from conftest import ROOT
 from lablib.editions import student_edition, write_student_editions
 
+pytestmark = pytest.mark.notebooks
 LABS = ROOT / "labs"
 NOTEBOOKS = sorted(LABS.glob("[0-9][0-9]-*.ipynb"))
 
