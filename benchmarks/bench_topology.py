@@ -9,26 +9,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from figures import median_ms, timed
 
-from lablib import Lab  # noqa: E402
-
-
-def median_ms(samples: list[float]) -> str:
-    return f"{1000 * statistics.median(samples):7.1f} ms (min {1000 * min(samples):.1f}, max {1000 * max(samples):.1f})"
-
-
-def timed(action, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return samples
+from lablib import Lab
 
 
 def main() -> None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from figures import median_ms
 
-from lablib import Lab  # noqa: E402
+from lablib import Lab
 
 
 def after_command(lab: Lab, command: str, ns: str, expression: str) -> tuple[float, int]:
@@ -47,8 +45,7 @@ def main() -> None:
                 samples.append(seconds)
                 sizes.append(packets)
             print(f"{title}: {statistics.median(sizes):.0f} packets, table + graph ready "
-                  f"{1000 * statistics.median(samples):6.1f} ms after the command "
-                  f"(min {1000 * min(samples):.1f}, max {1000 * max(samples):.1f}){target}")
+                  f"{median_ms(samples)} after the command{target}")
 
 
 if __name__ == "__main__":
