@@ -327,8 +327,10 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
             return "the lab host's FORWARD policy is DROP: does a FORWARD rule accept this traffic?"
         if not _is_on_link(namespace, target) and host.sysctls.get("net.ipv4.ip_forward") == "0":
             return "the packet must be routed by the lab host, where net.ipv4.ip_forward is 0"
-    via = f" via {best.gateway}" if best.gateway else f" on {best.dev}"
-    return f"the route{via} is there, but no answer came back: trace it with lab.trace()"
+    if best.dst == "default":
+        return (f"only the default route (via {best.gateway} on {best.dev}) matches {address}: no interface "
+                f"of {_where(src)} is on its subnet — is the address right, and is the far end up and on a link?")
+    return f"the route to {best.dst} on {best.dev} is there, but no answer came back: trace it with lab.trace()"
 
 
 def _is_on_link(namespace, target) -> bool:
