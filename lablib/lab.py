@@ -147,7 +147,9 @@ class Lab:
         from .tables import comparison
         snapshot = self.snapshot(kinds={"links", "routes", "sockets", "rules"},
                                  namespaces=self._namespace_list(list(namespaces) or None))
-        return comparison(snapshot).style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+        # A fixed uuid: the same lab gives the same HTML (pandas picks a random one otherwise).
+        return comparison(snapshot).style.set_uuid("compare").set_properties(
+            **{"white-space": "pre-wrap", "text-align": "left"})
 
     def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
         """Show one drawing that redraws itself after every command (docked in JupyterLab)."""

@@ -93,8 +93,8 @@ def run_magic(line: str, cell: str | None) -> None:
         if binary or b"\x00" in data:
             binary = True
             return
+        # No flush per chunk: the kernel sends what arrived every ~0.2 s, as one output.
         streams[stream].write(decoders[stream].decode(data))
-        streams[stream].flush()
 
     try:
         result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
@@ -103,6 +103,7 @@ def run_magic(line: str, cell: str | None) -> None:
         return
     for name, stream in streams.items():
         stream.write(decoders[name].decode(b"", final=True))
+        stream.flush()
     for note in result.notes:
         print(f"({note})", file=sys.stderr)
     if result.exit_code:

@@ -56,12 +56,19 @@ def table(snapshot: Snapshot, kind: str) -> pd.DataFrame:
         else:
             raise ValueError(f"unknown table '{kind}'; choose one of: {', '.join(KINDS)}")
     frame = pd.DataFrame(rows, columns=_columns(kind))
+    if kind in SORTED_BY and not frame.empty:
+        # The kernel lists these in no stable order: sort them, keeping namespaces in order.
+        order = {name: i for i, name in enumerate(snapshot.namespaces)}
+        frame = frame.assign(_ns=frame["ns"].map(order)).sort_values(["_ns", *SORTED_BY[kind]], kind="stable") \
+            .drop(columns="_ns").reset_index(drop=True)
     for column in INTEGER_COLUMNS.intersection(frame.columns):
         if frame[column].dtype.kind == "f":
             frame[column] = frame[column].astype("Int64")   # a missing port is <NA>, not 80.0
     return frame
 
 
+SORTED_BY = {"sockets": ["protocol", "port", "address"], "fdb": ["bridge", "port", "mac"],
+             "neigh": ["dev", "address"], "conntrack": ["protocol", "src", "dst", "dport"]}
 INTEGER_COLUMNS = {"mtu", "link-netnsid", "prefixlen", "packets", "bytes", "sport", "dport", "port", "pid"}
 
 
@@ -87,7 +94,7 @@ def comparison(snapshot: Snapshot) -> pd.DataFrame:
         title = "lab host" if ns.name == HOST else ns.name
         columns[title] = {
             "interfaces": "\n".join(f"{l.name} ({l.kind}, {l.state})" for l in ns.links),
-            "addresses": "\n".join(f"{a} on {l.name}" for l in ns.links for a in l.notable_addresses),
+            "addresses": "\n".join(f"{a} on {l.name}" for l in ns.links for a in l.notable_addresses) or "(none)",
             "routes": "\n".join(f"{r.dst} " + (f"via {r.gateway}" if r.gateway else f"dev {r.dev}")
                                 for r in ns.routes) or "(none)",
             "listening ports": "\n".join(sorted({f"{s.protocol} {s.address}:{s.port}"

@@ -282,10 +282,18 @@ class TraceResult:
     # fate and rewrites
     def _owner(self, address: str) -> str | None:
         for ns in self.snapshot.namespaces.values():
-            for link in ns.links:
-                if any(a.split("/")[0] == address for a in link.addresses):
-                    return ns.name
+            if self._owns(ns.name, address):
+                return ns.name
         return None
+
+    def _owns(self, ns: str, address: str) -> bool:
+        """Whether `address` is local to namespace `ns` (loopback is local everywhere)."""
+        import ipaddress
+        if ipaddress.ip_address(address).is_loopback:
+            return True
+        namespace = self.snapshot.namespaces.get(ns)
+        return namespace is not None and any(
+            a.split("/")[0] == address for link in namespace.links for a in link.addresses)
 
     def _explain(self, packet: Packet) -> None:
         by_ns: dict[str, list[Hop]] = {}
@@ -301,7 +309,8 @@ class TraceResult:
             packet.fate = "broadcast on the link" if last.eth_dst == "ff:ff:ff:ff:ff:ff" else "delivered"
             return
         owner = self._owner(last.dst)
-        if last.direction == "in" and (owner == last.ns or last.dst.startswith(("224.", "255.")) or last.dst.endswith(".255")):
+        if last.direction == "in" and (self._owns(last.ns, last.dst) or last.dst.startswith(("224.", "255."))
+                                       or last.dst.endswith(".255")):
             packet.fate = f"delivered to {last.ns}"
             return
         if last.direction == "out":
