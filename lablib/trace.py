@@ -205,6 +205,10 @@ class TraceResult:
         self._group(raw["frames"])
         self._attach_netfilter(raw["netfilter"])
         self._flows()
+        # A flow's first packet sets its direction: the same source later is not a reply.
+        self._opener = {}
+        for packet in self.packets:
+            self._opener.setdefault(packet.flow, packet)
         for packet in self.packets:
             self._explain(packet)
 
@@ -328,6 +332,9 @@ class TraceResult:
         rule = next((step for step in packet.netfilter if step.ns == ns and step.nat), None)
         if rule:
             return f"{rule.nat} at {rule.chain}: " + ", ".join(parts)
+        opener = self._opener[packet.flow].first
+        if (packet.first.ns, packet.first.src) == (opener.ns, opener.src):
+            return "NAT by conntrack (as the connection's first packet was): " + ", ".join(parts)
         return "reverse NAT by conntrack (a reply): " + ", ".join(parts)
 
     def _why_dropped(self, packet: Packet, last: Hop) -> str:
