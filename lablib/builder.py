@@ -51,6 +51,13 @@ class Plan:
         return "\n".join(parts + self.shell)
 
 
+def docker_mac(address: str) -> str:
+    """The MAC Docker gives an interface: 02:42 and then the four bytes of its IPv4 address
+    (172.17.0.2 -> 02:42:ac:11:00:02). Fixed MACs keep ARP caches right when a bridge's
+    ports change (a bridge otherwise takes the lowest port MAC, and that moves)."""
+    return "02:42:" + ":".join(f"{int(part):02x}" for part in address.split("."))
+
+
 def _heredoc(command: str, lines: list[str]) -> str:
     return f"{command} <<'EOF'\n" + "\n".join(lines) + "\nEOF"
 
@@ -69,8 +76,8 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bo
     network = Network(bridge, str(network_range), gateway)
     steps = Plan()
     prefix = network_range.prefixlen
-    steps.host_ip += [f"link add {bridge} type bridge", f"link set {bridge} up",
-                      f"addr add {gateway}/{prefix} dev {bridge}"]
+    steps.host_ip += [f"link add {bridge} type bridge", f"link set {bridge} address {docker_mac(gateway)}",
+                      f"link set {bridge} up", f"addr add {gateway}/{prefix} dev {bridge}"]
     for name in containers:
         try:
             address = str(next(hosts))
@@ -81,7 +88,8 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bo
         steps.host_ip += [f"netns add {name}",
                           f"link add {veth} type veth peer name eth0 netns {name}",
                           f"link set {veth} master {bridge} up"]
-        steps.container_ip[name] = ["link set lo up", "link set eth0 up",
+        steps.container_ip[name] = ["link set lo up", f"link set eth0 address {docker_mac(address)}",
+                                    "link set eth0 up",
                                     f"addr add {address}/{prefix} dev eth0",
                                     f"route add default via {gateway}"]
     if forward or nat or publish:

@@ -147,6 +147,8 @@ class route(Claim):
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet: ip netns add {self.ns}")
+        if self.dev and namespace.link(self.dev) is None:
+            return Verdict(False, claim, f"there is no {self.dev} in {_where(self.ns)} yet")
         matching = [r for r in namespace.routes if r.dst == self.dst]
         command = f"{_in(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")

@@ -39,9 +39,10 @@ ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 """
 
-# Files tutorials edit in place. The machine's copies belong to a user the sandbox does
-# not map, so the lab host gets copies of its own in the /etc overlay.
-OWN_COPIES = ("sysctl.conf",)
+SYSCTL_CONF = """\
+# /etc/sysctl.conf of the lab host (a fresh host's: nothing set).
+# Lines like net.ipv4.ip_forward=1 added here apply with `sysctl -p`.
+"""
 
 
 def prepare_filesystem() -> list[str]:
@@ -66,13 +67,10 @@ def prepare_filesystem() -> list[str]:
 
 def _write_etc() -> None:
     etc = Path("/etc")
+    # Files of its own, not the machine's (which belong to a user the sandbox may not map).
     for name, text in (("resolv.conf", RESOLV_CONF), ("hosts", HOSTS),
-                       ("hostname", HOSTNAME + "\n")):
+                       ("hostname", HOSTNAME + "\n"), ("sysctl.conf", SYSCTL_CONF)):
         _replace(etc / name, text)
-    for name in OWN_COPIES:
-        original = etc / name
-        text = original.read_text() if original.exists() else ""
-        _replace(original, text)
     # The machine's own /etc/netns entries must not leak into the lab host.
     shutil.rmtree(etc / "netns", ignore_errors=True)
 
