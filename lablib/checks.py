@@ -16,6 +16,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from .errors import CommandTimeout, WaitingForInput
 from .state import HOST, Snapshot
 
 
@@ -55,6 +56,14 @@ class CheckResult:
 
     def __repr__(self) -> str:
         return self.text()
+
+
+def _probe(lab, command: str, ns: str, timeout: float):
+    """Run a probe (ping, curl, getent) from `ns`; None when it got no answer in time."""
+    try:
+        return lab.sh(command, ns=None if ns == HOST else ns, check=False, timeout=timeout)
+    except (CommandTimeout, WaitingForInput):
+        return None
 
 
 def _where(ns: str | None) -> str:
@@ -248,7 +257,10 @@ class reaches(Claim):
         claim = f"{_where(self.src)} reaches {self.target} ({how})"
         if self.src not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
-        result = lab.sh(command, ns=None if self.src == HOST else self.src, check=False, timeout=self.timeout + 5)
+        result = _probe(lab, command, self.src, self.timeout + 5)
+        if result is None:
+            return Verdict(False, claim, f"no answer within {self.timeout + 5:g} s (a name lookup that "
+                                         "never returns? a packet dropped without a word?): trace it with lab.trace()")
         ok = result.ok
         if ok and self.expect_text and self.expect_text not in result.stdout:
             return Verdict(False, claim, f"it answered, but without {self.expect_text!r}")
@@ -280,8 +292,10 @@ class resolves(Claim):
         claim = f"{_where(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "")
         if self.ns not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
-        result = lab.sh(f"getent ahostsv4 {self.name}", ns=None if self.ns == HOST else self.ns,
-                        check=False, timeout=10)
+        result = _probe(lab, f"getent ahostsv4 {self.name}", self.ns, 12)
+        if result is None:
+            return Verdict(False, claim, "the lookup got no answer within 12 s: its nameserver is unreachable "
+                                         "or drops the queries")
         addresses = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
         if result.ok and (self.to is None or self.to in addresses):
             return Verdict(True, claim)

@@ -6,7 +6,6 @@ exit code is shown plainly after it. `%lab CMD` does the same for one line.
 """
 from __future__ import annotations
 
-import argparse
 import codecs
 import shlex
 import sys
@@ -57,19 +56,36 @@ def _show_lab_error(shell, etype, value, tb, tb_offset=None):
 
 
 def _parse(line: str, cell: str | None) -> tuple[str, str | None, float | None]:
-    parser = argparse.ArgumentParser(prog="%%lab" if cell is not None else "%lab", add_help=False,
-                                     exit_on_error=False)
-    parser.add_argument("-t", "--timeout", type=float)
+    """`%%lab [NS] [-t SECONDS]` over a cell, or `%lab [-n NS] [-t SECONDS] COMMAND`.
+
+    Options are read only before the command starts: `%lab iptables -t nat -S` is a command.
+    """
+    words = shlex.split(line)
+    ns, timeout, used = None, None, 0
+    while used < len(words):
+        word = words[used]
+        if word in ("-t", "--timeout") and used + 1 < len(words):
+            try:
+                timeout = float(words[used + 1])
+            except ValueError:
+                raise LabError(f"{'%%lab' if cell is not None else '%lab'}: {word} takes seconds, "
+                               f"not {words[used + 1]!r}") from None
+            used += 2
+        elif word in ("-n", "--ns") and cell is None and used + 1 < len(words):
+            ns, used = words[used + 1], used + 2
+        elif cell is not None and ns is None and not word.startswith("-"):
+            ns, used = word, used + 1
+        else:
+            break
     if cell is not None:
-        parser.add_argument("ns", nargs="?")
-        args = parser.parse_args(shlex.split(line))
-        return cell, args.ns, args.timeout
-    parser.add_argument("-n", "--ns")
-    args, rest = parser.parse_known_args(shlex.split(line))
-    # Keep the command exactly as typed: strip only the options we consumed.
-    words = line.split()
-    consumed = len(words) - len(rest) if rest else len(words)
-    return " ".join(words[consumed:]) if rest else "", args.ns, args.timeout
+        if used < len(words):
+            raise LabError(f"%%lab takes a namespace and -t SECONDS, not {' '.join(words[used:])!r}")
+        return cell, ns, timeout
+    # The command exactly as typed, after the options consumed above.
+    rest = line.lstrip()
+    for word in words[:used]:
+        rest = rest[rest.index(word) + len(word):].lstrip()
+    return rest, ns, timeout
 
 
 def current_lab():
