@@ -330,6 +330,11 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
             return f"{_where(src)} has no interface that is up (besides lo)"
         return f"{_where(src)} has no route to {address}: add an address on its subnet, or a default route"
     best = max(routes, key=lambda r: -1 if r.dst == "default" else ipaddress.ip_network(r.dst).prefixlen)
+    rivals = [r for r in routes if r.dst == best.dst and r.dev != best.dev]
+    if rivals:
+        devices = ", ".join(r.dev for r in [best, *rivals])
+        return (f"{len(rivals) + 1} routes cover {best.dst} ({devices}): the first one wins, so traffic "
+                f"for {address} leaves by {best.dev} only — one subnet wants one link (a bridge)")
     out = namespace.link(best.dev) if best.dev else None
     if out is not None and out.state != "UP":
         return f"the route to {address} leaves by {out.name}, which is {out.state}"

@@ -224,7 +224,11 @@ class TraceResult:
                       parsed["eth_src"], parsed["eth_dst"], parsed["protocol"], parsed["src"], parsed["dst"],
                       parsed["sport"], parsed["dport"], parsed["ttl"], parsed["summary"], frame)
             packet = by_identity.get(parsed["identity"])
-            if packet is None or stamp - packet.hops[-1].time > 2_000_000_000:
+            # A packet never crosses one interface the same way twice: a second sighting
+            # there is a retransmission (an ARP request asked again), so a packet of its own.
+            seen_here = packet is not None and any(
+                (h.ns, h.interface, h.direction) == (ns, interface, hop.direction) for h in packet.hops)
+            if packet is None or seen_here or stamp - packet.hops[-1].time > 2_000_000_000:
                 packet = Packet(len(self.packets) + 1, parsed["identity"])
                 by_identity[parsed["identity"]] = packet
                 self.packets.append(packet)
