@@ -345,7 +345,12 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
         drop = next((r for r in host.rules if r.table == "filter" and r.chain == "FORWARD"
                      and r.rule == "policy DROP" and r.source == "iptables"), None)
         if drop is not None:
-            return "the lab host's FORWARD policy is DROP: does a FORWARD rule accept this traffic?"
+            accepting = [r.rule for r in host.rules if r.table == "filter" and r.chain == "FORWARD"
+                         and r.rule.endswith("-j ACCEPT")]
+            if not accepting:
+                return "the lab host's FORWARD policy is DROP and no FORWARD rule accepts anything yet"
+            return (f"the lab host's FORWARD policy is DROP; {len(accepting)} FORWARD rule(s) accept some "
+                    "traffic — trace it with lab.trace() to see whether this packet is dropped, or lost elsewhere")
         if not _is_on_link(namespace, target) and host.sysctls.get("net.ipv4.ip_forward") == "0":
             return "the packet must be routed by the lab host, where net.ipv4.ip_forward is 0"
     if best.dst == "default":
@@ -361,7 +366,9 @@ def _is_on_link(namespace, target) -> bool:
 
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
-    snapshot = lab.snapshot(kinds=kinds)
+    # A claim made from (or about) the outside world needs its namespaces read too.
+    world = any(str(getattr(claim, "src", getattr(claim, "ns", ""))).startswith("world:") for claim in claims)
+    snapshot = lab.snapshot(kinds=kinds, world=world)
     result = CheckResult(exercise, [claim.judge(lab, snapshot) for claim in claims])
     from .progress import record
     record(exercise, result)

@@ -45,6 +45,7 @@ class Hop:
     ttl: int | None
     summary: str
     frame: bytes = field(repr=False, default=b"")
+    tcp: tuple | None = field(repr=False, default=None)   # (seq, ack, flags, payload length)
 
     @property
     def addresses(self) -> tuple:
@@ -141,6 +142,7 @@ def parse(frame: bytes) -> dict | None:
             if l4.data:
                 summary += f" len {len(l4.data)}"
             identity = ("tcp", ip.id, l4.seq, l4.ack, l4.flags, payload)
+            base["tcp"] = (l4.seq, l4.ack, flags, len(l4.data), l4.flags & 0x10)
         else:
             summary = f"UDP {l4.sport} > {l4.dport} len {len(l4.data)}"
             identity = ("udp", ip.id, len(l4.data), payload)
@@ -209,6 +211,7 @@ class TraceResult:
         self._opener = {}
         for packet in self.packets:
             self._opener.setdefault(packet.flow, packet)
+        self._relative_tcp_numbers()
         for packet in self.packets:
             self._explain(packet)
 
@@ -222,7 +225,8 @@ class TraceResult:
                 continue
             hop = Hop(stamp, ns, interface, "out" if pkttype == PKTTYPE_OUTGOING else "in",
                       parsed["eth_src"], parsed["eth_dst"], parsed["protocol"], parsed["src"], parsed["dst"],
-                      parsed["sport"], parsed["dport"], parsed["ttl"], parsed["summary"], frame)
+                      parsed["sport"], parsed["dport"], parsed["ttl"], parsed["summary"], frame,
+                      parsed.get("tcp"))
             packet = by_identity.get(parsed["identity"])
             # A packet never crosses one interface the same way twice: a second sighting
             # there is a retransmission (an ARP request asked again), so a packet of its own.
@@ -287,6 +291,30 @@ class TraceResult:
         for packet in self.packets:
             packet.flow = numbers.setdefault(root(packet.number), len(numbers) + 1)
 
+    def _is_opening_side(self, packet: Packet) -> bool:
+        opener = self._opener[packet.flow].first
+        return (packet.first.ns, packet.first.src) == (opener.ns, opener.src)
+
+    def _relative_tcp_numbers(self) -> None:
+        """TCP sequence numbers counted from each side's first, as tcpdump and Wireshark
+        show them: seq 1 ack 1 reads better than 2903410571 (and is the same every run)."""
+        starts: dict[tuple[int, bool], int] = {}
+        for packet in self.packets:
+            if packet.first.tcp is not None:
+                starts.setdefault((packet.flow, self._is_opening_side(packet)), packet.first.tcp[0])
+        for packet in self.packets:
+            if packet.first.tcp is None:
+                continue
+            side = self._is_opening_side(packet)
+            for hop in packet.hops:
+                seq, ack, flags, length, acked = hop.tcp
+                seq -= starts[(packet.flow, side)]
+                hop.summary = f"TCP {hop.sport} > {hop.dport} [{flags}] seq {seq % 2**32}"
+                if acked and (packet.flow, not side) in starts:
+                    hop.summary += f" ack {(ack - starts[(packet.flow, not side)]) % 2**32}"
+                if length:
+                    hop.summary += f" len {length}"
+
     # fate and rewrites
     def _owner(self, address: str) -> str | None:
         for ns in self.snapshot.namespaces.values():
@@ -317,29 +345,37 @@ class TraceResult:
             packet.fate = "broadcast on the link" if last.eth_dst == "ff:ff:ff:ff:ff:ff" else "delivered"
             return
         owner = self._owner(last.dst)
-        if last.direction == "in" and (self._owns(last.ns, last.dst) or last.dst.startswith(("224.", "255."))
-                                       or last.dst.endswith(".255")):
+        here = [step for step in packet.netfilter if step.ns == last.ns]
+        dropped_by_rule = any(step.verdict.lower() == "drop" for step in here)
+        redirected = any(step.nat in ("DNAT", "REDIRECT") for step in here)   # meant for elsewhere now
+        local = self._owns(last.ns, last.dst) or last.dst.startswith(("224.", "255.")) or last.dst.endswith(".255")
+        if last.direction == "in" and local and not dropped_by_rule and not redirected:
             packet.fate = f"delivered to {last.ns}"
             return
-        if last.direction == "out":
+        if last.direction == "out" and not dropped_by_rule:
             packet.fate = "left the traced namespaces" if owner is None else f"sent towards {last.dst}"
             return
         packet.dropped_in = last.ns
         packet.fate = f"dropped in {last.ns}: {self._why_dropped(packet, last)}"
 
     def _describe_rewrite(self, packet: Packet, ns: str, arrived: Hop, left: Hop) -> str:
+        """What changed between arriving in `ns` and leaving it, and which rule did it."""
+        steps = [step for step in packet.netfilter if step.ns == ns and step.nat]
         parts = []
-        if (arrived.src, arrived.sport) != (left.src, left.sport):
-            parts.append(f"source {_endpoint(arrived.src, arrived.sport)} → {_endpoint(left.src, left.sport)}")
-        if (arrived.dst, arrived.dport) != (left.dst, left.dport):
-            parts.append(f"destination {_endpoint(arrived.dst, arrived.dport)} → {_endpoint(left.dst, left.dport)}")
-        rule = next((step for step in packet.netfilter if step.ns == ns and step.nat), None)
-        if rule:
-            return f"{rule.nat} at {rule.chain}: " + ", ".join(parts)
-        opener = self._opener[packet.flow].first
-        if (packet.first.ns, packet.first.src) == (opener.ns, opener.src):
-            return "NAT by conntrack (as the connection's first packet was): " + ", ".join(parts)
-        return "reverse NAT by conntrack (a reply): " + ", ".join(parts)
+        for label, before, after, kinds in (
+                ("source", (arrived.src, arrived.sport), (left.src, left.sport), ("MASQUERADE", "SNAT")),
+                ("destination", (arrived.dst, arrived.dport), (left.dst, left.dport), ("DNAT", "REDIRECT"))):
+            if before == after:
+                continue
+            change = f"{label} {_endpoint(*before)} → {_endpoint(*after)}"
+            rule = next((step for step in steps if step.nat in kinds), None)
+            if rule is not None:
+                parts.append(f"{rule.nat} at {rule.chain}: {change}")
+            elif self._is_opening_side(packet):
+                parts.append(f"NAT by conntrack (as the connection's first packet was): {change}")
+            else:
+                parts.append(f"reverse NAT by conntrack (a reply): {change}")
+        return "; ".join(parts)
 
     def _why_dropped(self, packet: Packet, last: Hop) -> str:
         for step in packet.netfilter:
@@ -347,6 +383,10 @@ class TraceResult:
                 if step.rule.startswith("policy"):
                     return f"{step.chain} policy {step.verdict.upper()}"
                 return f"rule in {step.table} {step.chain}: {step.rule}"
+        dnat = next((step for step in packet.netfilter if step.ns == last.ns and step.nat == "DNAT"), None)
+        if dnat is not None:
+            return (f"rewritten by {dnat.chain} DNAT ({dnat.rule}), then it went no further "
+                    "(sent back out the port it came in by? a bridge does not do that without hairpin)")
         ns = self.snapshot.namespaces.get(last.ns)
         if ns is not None and ns.sysctls.get("net.ipv4.ip_forward") == "0":
             return "not forwarded: net.ipv4.ip_forward is 0 here"
