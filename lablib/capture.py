@@ -134,7 +134,7 @@ class Trace:
         self._thread.join()
         for sock in self.sockets:
             sock.close()
-        for name, path in self.traced:
+        for _name, path in self.traced:
             enter = [] if path is None else ["nsenter", f"--net={path}"]
             subprocess.run([*enter, "nft", "delete", "table", "inet", TRACE_TABLE], capture_output=True)
         netfilter = {}

@@ -1,7 +1,6 @@
 """`python -m lablib doctor`: is this machine ready to run lab hosts, and if not, what fixes it."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -141,7 +141,7 @@ class Drawing:
                 if not self._is_collapsed_port(link):
                     self._interface(box, link)
             if ns.role == "host":
-                for summary, (ports, bridge) in self._port_groups.items():
+                for summary, (ports, _bridge) in self._port_groups.items():
                     box.node(f"{summary}_ports", f"<<b>{len(ports)} more ports</b><br/>{html.escape(ports[0])} … "
                                                  f"{html.escape(ports[-1])}>", shape="folder",
                              fillcolor="#e8f5e9", color="#2e7d32")

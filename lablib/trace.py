@@ -9,7 +9,6 @@ connection), and each packet gets its fate: delivered, or dropped — where, and
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import socket
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 import dpkt
 import pandas as pd
 
-from .state import HOST, Snapshot
+from .state import Snapshot
 
 PKTTYPE_OUTGOING = 4
 ICMP_NAMES = {0: "echo reply", 3: "destination unreachable", 8: "echo request", 11: "time exceeded"}
