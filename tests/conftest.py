@@ -12,6 +12,9 @@ sys.path.insert(0, str(ROOT))
 
 from lablib import Lab  # noqa: E402
 
+# Marks this run's lab processes, so the residue checks find exactly them (host_state.py).
+os.environ.setdefault("LABKIT_TEST_RUN", f"pytest-{os.getpid()}")
+
 
 @pytest.fixture
 def lab():

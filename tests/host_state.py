@@ -2,7 +2,7 @@
 
 `capture()` reads what a lab could conceivably leave behind — network namespaces,
 links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns and
-the processes of labs — normalised so that only real changes differ (counters and lifetimes are
+this test run's lab processes — normalised so that only real changes differ (counters and lifetimes are
 dropped). Firewall state needs root to read; an ordinary user compares the rest.
 
     python tests/host_state.py save FILE      # before
@@ -33,29 +33,34 @@ def _without(pattern: str, text: str) -> str:
     return re.sub(pattern, "", text)
 
 
-LAB_COMMANDS = ("lablib", "unshare", "nsenter", "dnsmasq", "http.server", "tcpdump", "iperf3", "ip netns")
+RUN_MARK = "LABKIT_TEST_RUN"   # set for a whole test run; its labs inherit it (conftest.py, run_all.py)
 
 
 def processes() -> list[str]:
-    """Processes a lab could have left behind, as 'pid command'.
+    """This test run's lab processes, as 'pid command': every process that carries the
+    run's mark in its environment (unshare, agents, servers), and every process in a user
+    namespace of one of those (whatever ran inside its lab hosts).
 
-    A lab's processes live in namespaces of their own, or are the unshare/nsenter that
-    made them; anything else on the machine (a shell, a cron job) is not a lab's residue
-    and may come and go during a run.
+    Other labs on the machine (a learner's JupyterLab, another checkout's tests) and
+    containers are not this run's residue, and may come and go meanwhile.
     """
-    own = {kind: os.stat(f"/proc/self/ns/{kind}").st_ino for kind in ("user", "net", "mnt", "pid")}
-    found = []
+    mark = f"{RUN_MARK}={os.environ.get(RUN_MARK, '')}".encode()
+    own_userns = os.stat("/proc/self/ns/user").st_ino
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            namespaced = any(os.stat(f"/proc/{entry}/ns/{kind}").st_ino != inode for kind, inode in own.items())
+            userns = os.stat(f"/proc/{entry}/ns/user").st_ino
+            marked = mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except (OSError, ValueError):
             continue
-        if command and (namespaced or any(word in command for word in LAB_COMMANDS)):
-            found.append(f"{entry} {command}")
-    return sorted(found)
+        if command:
+            table[entry] = (command, userns, marked)
+    sandboxes = {userns for _, userns, marked in table.values() if marked and userns != own_userns}
+    return sorted(f"{pid} {command}" for pid, (command, userns, marked) in table.items()
+                  if marked or userns in sandboxes)
 
 
 def capture() -> dict[str, object]:

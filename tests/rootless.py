@@ -5,6 +5,7 @@ Used by run_all.py (the whole suite again as two users) and by the classroom tes
 """
 from __future__ import annotations
 
+import os
 import pwd
 import shutil
 import subprocess
@@ -52,7 +53,9 @@ class Tree:
 
     def argv(self, user: str, *command: str) -> list[str]:
         home = pwd.getpwnam(user).pw_dir
+        mark = os.environ.get("LABKIT_TEST_RUN", "")
         return ["runuser", "-u", user, "--", "env", f"HOME={home}", "PYTHONDONTWRITEBYTECODE=1",
+                f"LABKIT_TEST_RUN={mark}",
                 *[f"{k}={v}" for k, v in self.env.items()], self.python, *command]
 
     def remove(self) -> None:
