@@ -193,6 +193,12 @@ class Lab:
         from .checks import run
         return run(self, exercise, claims)
 
+    def background_output(self) -> str:
+        """What jobs left running by finished commands (`server &` in a %%lab cell) have
+        printed since (the newest 256 KiB)."""
+        from .results import decode
+        return decode(self._sandbox.request("leftover"))[0]
+
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
         return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]

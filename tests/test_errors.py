@@ -71,8 +71,14 @@ def test_binary_output_is_not_shown(lab):
 
 def test_background_children_do_not_hold_up_a_command(lab):
     started = time.monotonic()
-    lab.sh("python3 -m http.server 8080 > /dev/null 2>&1 & sleep 30 &")
+    lab.sh("python3 -m http.server 8080 & sleep 30 &")
     assert time.monotonic() - started < 2
+    lab.sh("for i in $(seq 50); do ss -Hltn 'sport = :8080' | grep -q . && break; sleep 0.05; done; curl -s localhost:8080 >/dev/null")
+    for _ in range(50):   # the server's log line arrives through the job's own pipe
+        if '"GET / HTTP/1.1" 200' in lab.background_output():
+            break
+        time.sleep(0.05)
+    assert '"GET / HTTP/1.1" 200' in lab.background_output()
 
 
 def test_a_server_that_cannot_start_says_why(lab):
