@@ -4,8 +4,16 @@
     lab = Lab()                      # a fresh lab host with a simulated internet
     lab.sh("ip netns add c1")        # real commands, on a real kernel, in a sandbox
 """
-from .errors import (AgentDied, CommandFailed, CommandTimeout, LabError, NamespaceNotFound,
-                     SandboxUnavailable, ToolMissing, WaitingForInput)
+from .model.errors import (
+    AgentDied,
+    CommandFailed,
+    CommandTimeout,
+    LabError,
+    NamespaceNotFound,
+    SandboxUnavailable,
+    ToolMissing,
+    WaitingForInput,
+)
 
 __all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
@@ -14,15 +22,15 @@ __all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTi
 def __getattr__(name: str):
     # Imported on first use: the agent and the web server import lablib too, and must start fast.
     if name == "Lab":
-        from .lab import Lab
+        from .notebook.lab import Lab
         return Lab
     if name == "expect":   # the claims a check can make: expect.reaches(...), expect.route(...)
-        from . import checks
+        from .notebook import checks
         return checks
     raise AttributeError(f"module 'lablib' has no attribute {name!r}")
 
 
 def load_ipython_extension(shell) -> None:
     """`%load_ext lablib` registers %%lab before any Lab exists."""
-    from .magics import register
+    from .notebook.magics import register
     register(shell)

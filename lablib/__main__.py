@@ -18,19 +18,20 @@ def main(argv: list[str] | None = None) -> int:
     progress.add_argument("paths", nargs="+", help="notebooks, progress files, or folders holding them")
     args = parser.parse_args(argv)
     if args.command == "doctor":
-        from .doctor import run
+        from .cli.doctor import run
         return run(quiet=args.quiet)
     if args.command == "shell":
-        from .shell import run
+        from .cli.shell import run
         return run()
     if args.command == "progress":
-        from .progress import collect
+        from .course.progress import collect
         table = collect(args.paths)
         print(table.to_string() if not table.empty else "no exercise results found there")
         return 0
     if args.command == "student-edition":
         from pathlib import Path
-        from .editions import write_student_editions
+
+        from .course.editions import write_student_editions
         written = write_student_editions(Path(args.source), Path(args.out))
         print(f"wrote {len(written)} student notebooks to {args.out}/ (solutions removed, outputs cleared)")
         return 0

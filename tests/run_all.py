@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from rootless import PYTHON, ROOT, Tree, ensure_user
+
 ROOTLESS_USERS = {"labkit-subids": "200000-265535", "labkit-single": None}   # name -> subuid range
 
 

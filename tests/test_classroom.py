@@ -9,9 +9,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import host_state
+import pytest
 from conftest import is_root
 from rootless import Tree, ensure_user
 

@@ -7,11 +7,20 @@ import sys
 import time
 
 import pytest
-
-from lablib import (CommandFailed, CommandTimeout, Lab, NamespaceNotFound, SandboxUnavailable,
-                    WaitingForInput, tools)
-from lablib import doctor, sandbox
 from conftest import ROOT
+
+from lablib import (
+    CommandFailed,
+    CommandTimeout,
+    Lab,
+    NamespaceNotFound,
+    SandboxUnavailable,
+    WaitingForInput,
+    tools,
+)
+from lablib.cli import doctor
+from lablib.machine import userns
+from lablib.notebook import sandbox
 
 
 def test_unknown_namespace_names_the_ones_that_exist(lab):
@@ -100,7 +109,7 @@ def test_missing_unshare_is_a_one_line_fix(monkeypatch):
 ])
 def test_disabled_user_namespaces_name_their_fix(monkeypatch, sysctl, value, fix):
     monkeypatch.setattr(doctor, "_sysctl", lambda name: value if name == sysctl else None)
-    message = doctor.explain_start_failure("unshare: unshare failed: Operation not permitted")
+    message = userns.explain_start_failure("unshare: unshare failed: Operation not permitted")
     assert fix in message and "vagrant up" in message
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 from nbclient import NotebookClient
 
-from conftest import ROOT
-from lablib.editions import student_edition, write_student_editions
+from lablib.course.editions import student_edition, write_student_editions
 
 pytestmark = pytest.mark.notebooks
 LABS = ROOT / "labs"

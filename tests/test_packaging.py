@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 from conftest import ROOT
 
 
@@ -25,7 +25,7 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_every_system_package_names_the_tools_it_brings():
-    from lablib import tools
+    from lablib.machine import tools
     packages = tools.packages()
     for tool in ("ip", "iptables", "nft", "tcpdump", "dnsmasq", "conntrack", "dig", "unshare", "dot"):
         assert tool in packages
@@ -33,13 +33,14 @@ def test_every_system_package_names_the_tools_it_brings():
 
 def test_the_set_up_left_every_system_tool_installed():
     """CI runs ./labkit setup (the VM's provisioning too) before the tests: check its result."""
-    from lablib import tools
+    from lablib.machine import tools
     assert tools.missing() == {}
 
 
 def test_the_vagrantfile_validates():
     import shutil
     import subprocess
+
     import pytest
     if shutil.which("vagrant") is None:
         pytest.skip("vagrant is not installed here (.ci/run installs it from Debian's packages)")

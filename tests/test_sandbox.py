@@ -9,11 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import host_state
 import pytest
+from conftest import ROOT
 
 from lablib import AgentDied, Lab
-from conftest import ROOT
-import host_state
 
 
 def sandbox_pids(lab: Lab) -> list[int]:

@@ -10,23 +10,21 @@ import os
 import subprocess
 import sys
 
-from . import labhost
-
 
 def run() -> int:
-    from .errors import LabError
-    from .lab import Lab
+    from ..model.errors import LabError
+    from ..notebook.lab import Lab
 
     try:
         lab = Lab()
     except LabError as error:
         print(error, file=sys.stderr)
         return 1
-    env = labhost.command_environment(os.path.dirname(sys.executable))
+    env = dict(lab.sandbox.command_environment)
     env.update(TERM=os.environ.get("TERM", "xterm"), PS1=r"root@\h:\w# ")
     print("Type exit (or Ctrl-D) to leave; the lab host and everything in it goes away then.")
     try:
-        return subprocess.call(["nsenter", "--target", str(lab._sandbox.init_pid()), "--user",
+        return subprocess.call(["nsenter", "--target", str(lab.sandbox.init_pid()), "--user",
                                 "--net", "--mount", "--uts", "--pid", f"--wd={os.getcwd()}",
                                 "bash", "--norc", "--noprofile", "-i"], env=env)
     finally:

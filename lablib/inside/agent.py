@@ -1,6 +1,6 @@
 """The agent: the process inside the sandbox that the notebook talks to.
 
-Started by sandbox.py as `unshare ... python -m lablib.agent`, it is PID 1 of the lab
+Started by notebook/sandbox.py as `unshare ... python -m lablib.inside.agent`, it is PID 1 of the lab
 host's PID namespace. PID 1 prepares the filesystem, then forks the worker that does
 the real work, and itself only reaps orphans: when the worker ends — because the
 notebook closed the pipe, or its kernel died and the kernel closed it — PID 1 exits,
@@ -24,8 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
+from ..model.errors import LabError
 from . import labhost, linux
-from .errors import LabError
 
 
 def full_id_map() -> bool:
@@ -39,7 +39,7 @@ class Agent:
     """Serves the notebook's requests; runs in the worker process."""
 
     def __init__(self, inbox: Connection, outbox: Connection):
-        from .processes import Runner
+        from .runner import Runner
 
         self.inbox, self.outbox = inbox, outbox
         self._send_lock = threading.Lock()
@@ -112,19 +112,19 @@ class Agent:
         return background.stop() if action == "stop" else background.status()
 
     def op_snapshot(self, request: dict, emit: Callable):
-        from . import snapshot
+        from . import kernel_state as snapshot
         return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
                              request.get("namespaces"), request.get("world", False))
 
     def op_trace_start(self, request: dict, emit: Callable) -> int:
         from .capture import Trace
-        from .snapshot import namespace_paths
+        from .kernel_state import namespace_paths
         trace = Trace(self.runner, namespace_paths(world=True), request["filter"], request["netfilter"])
         self.traces[request["id"]] = trace
         return request["id"]
 
     def op_trace_stop(self, request: dict, emit: Callable) -> dict:
-        from . import snapshot
+        from . import kernel_state as snapshot
         trace = self.traces.pop(request["trace"])
         raw = trace.stop()
         # Interfaces and addresses as they are now, to place each hop in the drawing.
@@ -132,12 +132,12 @@ class Agent:
         return raw
 
     def _namespaces(self) -> list[str]:
-        from .processes import netns_names
+        from .runner import netns_names
         return netns_names()
 
 
 def worker(inbox_fd: int, outbox_fd: int, notes: list[str]) -> None:
-    from . import world
+    from . import outside_world as world
 
     linux.set_process_name("lab-agent")
     inbox = Connection(inbox_fd, writable=False)
@@ -156,7 +156,8 @@ def worker(inbox_fd: int, outbox_fd: int, notes: list[str]) -> None:
         traceback.print_exc()
         outbox.send({"id": 0, "error": ("SandboxUnavailable", f"the lab host could not be set up: {error}")})
         os._exit(1)
-    agent.serve({"full_id_map": full_map, "notes": notes, "servers": servers})
+    agent.serve({"full_id_map": full_map, "notes": notes, "servers": servers,
+                 "environment": agent.runner.env})
 
 
 def be_init(worker_pid: int) -> None:
@@ -178,7 +179,7 @@ def main() -> None:
     parser.add_argument("--outbox", type=int, required=True)
     args = parser.parse_args()
     if os.getpid() != 1:
-        sys.exit("lablib.agent runs as PID 1 of a lab host's sandbox; use lablib.Lab() instead")
+        sys.exit("lablib.inside.agent runs as PID 1 of a lab host's sandbox; use lablib.Lab() instead")
     try:
         notes = labhost.prepare_filesystem()
     except OSError as error:

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import LabError
+from ..model.errors import LabError
 from .linux import in_netns
 
 ETH_P_ALL = 0x0003

@@ -15,11 +15,22 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..model.state import (
+    HOST,
+    WORLD_PREFIX,
+    Connection,
+    FdbEntry,
+    Link,
+    Namespace,
+    Neighbour,
+    Route,
+    Rule,
+    Snapshot,
+    Socket,
+)
 from .labhost import WORLD
 from .linux import in_fresh_thread, setns
-from .processes import netns_names
-from .state import (HOST, WORLD_PREFIX, Connection, FdbEntry, Link, Namespace, Neighbour, Route,
-                    Rule, Snapshot, Socket)
+from .runner import netns_names
 
 KINDS = frozenset({"links", "routes", "neighbours", "fdb", "sysctls", "rules", "connections", "sockets"})
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.route_localnet")

@@ -12,8 +12,17 @@ import os
 import shutil
 from pathlib import Path
 
-from . import tools
-from .linux import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, mount, sethostname
+from ..machine import tools
+from .linux import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    mount,
+    sethostname,
+)
 
 HOSTNAME = "lab-host"
 RUN = Path("/run/lablib")          # lablib's own corner of the lab host

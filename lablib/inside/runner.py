@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import LabError, NamespaceNotFound
+from ..model.errors import LabError, NamespaceNotFound
 from .labhost import WORLD, WORLD_RESOLV_CONF
 
 OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command

@@ -10,7 +10,7 @@ import ipaddress
 import shlex
 from dataclasses import dataclass, field
 
-from .world import DNS, UPLINK
+from ..model.world import DNS, UPLINK
 
 
 @dataclass

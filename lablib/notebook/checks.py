@@ -12,12 +12,12 @@ recorded for the instructor (see progress.py).
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from .errors import CommandTimeout, WaitingForInput
-from .state import HOST, Snapshot
+from ..model.errors import CommandTimeout, WaitingForInput
+from ..model.state import HOST, Snapshot
+from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
 
 
 @dataclass
@@ -66,19 +66,6 @@ def _probe(lab, command: str, ns: str, timeout: float):
         return None
 
 
-def _where(ns: str | None) -> str:
-    return "the lab host" if ns in (None, HOST) else f"namespace {ns}"
-
-
-def _ns(ns: str | None) -> str:
-    return HOST if ns in (None, "", "host") else ns
-
-
-def _in(ns: str | None) -> str:
-    """How the learner would type a command for namespace `ns`."""
-    return "" if _ns(ns) == HOST else f"ip netns exec {ns} "
-
-
 class Claim:
     """Something that should be true of the lab host; `judge` says whether it is."""
     needs: set[str] = set()      # snapshot kinds it reads
@@ -101,14 +88,14 @@ class interface(Claim):
 
     def __init__(self, ns: str | None, name: str, *, up: bool | None = None, address: str | None = None,
                  master: str | None = None, kind: str | None = None):
-        self.ns, self.name, self.up, self.address, self.master, self.kind = _ns(ns), name, up, address, master, kind
+        self.ns, self.name, self.up, self.address, self.master, self.kind = canonical_ns(ns), name, up, address, master, kind
 
     def judge(self, lab, snapshot):
         wants = [w for w in (f"is a {self.kind}" if self.kind else None,
                              ("is UP" if self.up else "is DOWN") if self.up is not None else None,
                              f"has {self.address}" if self.address else None,
                              f"is a port of {self.master}" if self.master else None) if w]
-        claim = f"{self.name} in {_where(self.ns)} " + (", ".join(wants) if wants else "exists")
+        claim = f"{self.name} in {describe_ns(self.ns)} " + (", ".join(wants) if wants else "exists")
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet: ip netns add {self.ns}")
@@ -116,23 +103,23 @@ class interface(Claim):
         if link is None:
             elsewhere = [ns for ns, other in snapshot.namespaces.items() if other.link(self.name)
                          and (ns, self.name) != (HOST, "eth0")]   # the uplink is not the one meant
-            hint = (f"{self.name} is in {_where(elsewhere[0])}; move it: ip link set {self.name} netns {self.ns}"
-                    if elsewhere else f"there is no {self.name} in {_where(self.ns)}; "
+            hint = (f"{self.name} is in {describe_ns(elsewhere[0])}; move it: ip link set {self.name} netns {self.ns}"
+                    if elsewhere else f"there is no {self.name} in {describe_ns(self.ns)}; "
                     f"have: {', '.join(l.name for l in namespace.links)}")
             return Verdict(False, claim, hint)
         if self.kind and link.kind != self.kind:
             return Verdict(False, claim, f"{self.name} is a {link.kind}, not a {self.kind}")
         if self.up is not None and (link.state != "DOWN") != self.up:
-            hint = (f"bring it up: {_in(self.ns)}ip link set {self.name} up" if self.up
-                    else f"take it down: {_in(self.ns)}ip link set {self.name} down")
+            hint = (f"bring it up: {command_prefix(self.ns)}ip link set {self.name} up" if self.up
+                    else f"take it down: {command_prefix(self.ns)}ip link set {self.name} down")
             return Verdict(False, claim, hint)
         if self.address and self.address not in link.addresses:
             have = ", ".join(link.notable_addresses) or "no IPv4 address"
             return Verdict(False, claim, f"{self.name} has {have}; add it: "
-                                         f"{_in(self.ns)}ip address add {self.address} dev {self.name}")
+                                         f"{command_prefix(self.ns)}ip address add {self.address} dev {self.name}")
         if self.master and link.master != self.master:
             return Verdict(False, claim, f"{self.name} is {'on ' + link.master if link.master else 'on no bridge'}; "
-                                         f"attach it: {_in(self.ns)}ip link set {self.name} master {self.master}")
+                                         f"attach it: {command_prefix(self.ns)}ip link set {self.name} master {self.master}")
         return Verdict(True, claim)
 
 
@@ -148,18 +135,18 @@ class route(Claim):
     needs = {"routes"}
 
     def __init__(self, ns: str | None, dst: str, *, via: str | None = None, dev: str | None = None):
-        self.ns, self.dst, self.via, self.dev = _ns(ns), dst, via, dev
+        self.ns, self.dst, self.via, self.dev = canonical_ns(ns), dst, via, dev
 
     def judge(self, lab, snapshot):
-        claim = f"{_where(self.ns)} has a route to {self.dst}" + (f" via {self.via}" if self.via else "") \
+        claim = f"{describe_ns(self.ns)} has a route to {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev else "")
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet: ip netns add {self.ns}")
         if self.dev and namespace.link(self.dev) is None:
-            return Verdict(False, claim, f"there is no {self.dev} in {_where(self.ns)} yet")
+            return Verdict(False, claim, f"there is no {self.dev} in {describe_ns(self.ns)} yet")
         matching = [r for r in namespace.routes if r.dst == self.dst]
-        command = f"{_in(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
+        command = f"{command_prefix(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")
         if not matching:
             return Verdict(False, claim, f"no route to {self.dst} there; add one: {command}")
@@ -176,10 +163,10 @@ class sysctl(Claim):
     needs = {"sysctls"}
 
     def __init__(self, key: str, value: str, ns: str | None = None):
-        self.key, self.value, self.ns = key, str(value), _ns(ns)
+        self.key, self.value, self.ns = key, str(value), canonical_ns(ns)
 
     def judge(self, lab, snapshot):
-        claim = f"{self.key} = {self.value} in {_where(self.ns)}"
+        claim = f"{self.key} = {self.value} in {describe_ns(self.ns)}"
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
@@ -187,7 +174,7 @@ class sysctl(Claim):
         if have is None:
             have = lab.sh(f"sysctl -n {self.key}", ns=None if self.ns == HOST else self.ns, check=False).stdout.strip()
         return Verdict(have == self.value, claim,
-                       f"it is {have or 'not set'}; set it: {_in(self.ns)}sysctl -w {self.key}={self.value}")
+                       f"it is {have or 'not set'}; set it: {command_prefix(self.ns)}sysctl -w {self.key}={self.value}")
 
 
 class rule(Claim):
@@ -195,17 +182,17 @@ class rule(Claim):
     needs = {"rules"}
 
     def __init__(self, table: str, chain: str, *words: str, ns: str | None = None):
-        self.table, self.chain, self.words, self.ns = table, chain, words, _ns(ns)
+        self.table, self.chain, self.words, self.ns = table, chain, words, canonical_ns(ns)
 
     def judge(self, lab, snapshot):
         claim = f"a rule in {self.table} {self.chain} with {' '.join(self.words)}" + \
-            ("" if self.ns == HOST else f" in {_where(self.ns)}")
+            ("" if self.ns == HOST else f" in {describe_ns(self.ns)}")
         namespace = snapshot.namespaces.get(self.ns)
         rules = [r for r in (namespace.rules if namespace else [])
                  if r.table == self.table and r.chain == self.chain and not r.rule.startswith("policy")]
         if any(all(_rule_has(r.rule, word) for word in self.words) for r in rules):
             return Verdict(True, claim)
-        listing = f"{_in(self.ns)}iptables -t {self.table} -S {self.chain}"
+        listing = f"{command_prefix(self.ns)}iptables -t {self.table} -S {self.chain}"
         if not rules:
             return Verdict(False, claim, f"{self.table} {self.chain} has no rules yet (see: {listing})")
         return Verdict(False, claim, f"none of its {len(rules)} rules has all of that (see: {listing})")
@@ -224,7 +211,7 @@ class policy(Claim):
     needs = {"rules"}
 
     def __init__(self, table: str, chain: str, verdict: str, ns: str | None = None):
-        self.table, self.chain, self.verdict, self.ns = table, chain, verdict.upper(), _ns(ns)
+        self.table, self.chain, self.verdict, self.ns = table, chain, verdict.upper(), canonical_ns(ns)
 
     def judge(self, lab, snapshot):
         claim = f"the {self.table} {self.chain} policy is {self.verdict}"
@@ -233,7 +220,7 @@ class policy(Claim):
                       if r.table == self.table and r.chain == self.chain and r.rule.startswith("policy")
                       and r.source == "iptables"), "ACCEPT")
         return Verdict(found == self.verdict, claim,
-                       f"it is {found}; set it: {_in(self.ns)}iptables -t {self.table} -P {self.chain} {self.verdict}")
+                       f"it is {found}; set it: {command_prefix(self.ns)}iptables -t {self.table} -P {self.chain} {self.verdict}")
 
 
 class reaches(Claim):
@@ -241,7 +228,7 @@ class reaches(Claim):
     needs = {"routes", "sysctls", "rules"}
 
     def __init__(self, src: str | None, target: str, *, expect_text: str | None = None, timeout: float = 2):
-        self.src, self.target, self.expect_text, self.timeout = _ns(src), target, expect_text, timeout
+        self.src, self.target, self.expect_text, self.timeout = canonical_ns(src), target, expect_text, timeout
 
     def _command(self) -> tuple[str, str]:
         t = int(max(1, self.timeout))
@@ -254,7 +241,7 @@ class reaches(Claim):
 
     def judge(self, lab, snapshot):
         command, how = self._command()
-        claim = f"{_where(self.src)} reaches {self.target} ({how})"
+        claim = f"{describe_ns(self.src)} reaches {self.target} ({how})"
         if self.src not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
         result = _probe(lab, command, self.src, self.timeout + 5)
@@ -286,10 +273,10 @@ class resolves(Claim):
     """In namespace `ns`, the name resolves (to `to`, if given) as programs resolve names."""
 
     def __init__(self, ns: str | None, name: str, to: str | None = None):
-        self.ns, self.name, self.to = _ns(ns), name, to
+        self.ns, self.name, self.to = canonical_ns(ns), name, to
 
     def judge(self, lab, snapshot):
-        claim = f"{_where(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "")
+        claim = f"{describe_ns(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "")
         if self.ns not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
         result = _probe(lab, f"getent ahostsv4 {self.name}", self.ns, 12)
@@ -301,67 +288,11 @@ class resolves(Claim):
             return Verdict(True, claim)
         if result.ok:
             return Verdict(False, claim, f"it resolves to {', '.join(sorted(addresses))}")
-        resolv = lab.sh(f"{_in(self.ns)}cat /etc/resolv.conf", check=False).stdout
+        resolv = lab.sh(f"{command_prefix(self.ns)}cat /etc/resolv.conf", check=False).stdout
         servers = re.findall(r"^nameserver\s+(\S+)", resolv, re.M)
         hint = (f"its resolv.conf names {', '.join(servers) or 'no nameserver'}; "
-                f"is that reachable from {_where(self.ns)}? (per-namespace file: /etc/netns/{self.ns}/resolv.conf)")
+                f"is that reachable from {describe_ns(self.ns)}? (per-namespace file: /etc/netns/{self.ns}/resolv.conf)")
         return Verdict(False, claim, hint)
-
-
-def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
-    """Why `src` cannot reach `address`: the first missing piece on the way."""
-    namespace = snapshot.namespaces[src]
-    try:
-        target = ipaddress.ip_address(address)
-    except ValueError:
-        return f"{address} could not be resolved there: {result.stderr.strip()[-120:]}"
-    lo = namespace.link("lo")
-    if lo is not None and lo.state == "DOWN" and target.is_loopback:
-        return f"lo is DOWN in {_where(src)}: {_in(src)}ip link set lo up"
-    for link in namespace.links:
-        for cidr in link.notable_addresses:
-            if target == ipaddress.ip_interface(cidr).ip:
-                return f"{address} is {_where(src)}'s own address, but nothing answered: is a server running there?"
-    routes = [r for r in namespace.routes
-              if r.dst == "default" or target in ipaddress.ip_network(r.dst, strict=False)]
-    if not routes:
-        up = [l for l in namespace.links if l.kind != "loopback" and l.state != "DOWN"]
-        if not up:
-            return f"{_where(src)} has no interface that is up (besides lo)"
-        return f"{_where(src)} has no route to {address}: add an address on its subnet, or a default route"
-    best = max(routes, key=lambda r: -1 if r.dst == "default" else ipaddress.ip_network(r.dst).prefixlen)
-    rivals = [r for r in routes if r.dst == best.dst and r.dev != best.dev]
-    if rivals:
-        devices = ", ".join(r.dev for r in [best, *rivals])
-        return (f"{len(rivals) + 1} routes cover {best.dst} ({devices}): the first one wins, so traffic "
-                f"for {address} leaves by {best.dev} only — one subnet wants one link (a bridge)")
-    out = namespace.link(best.dev) if best.dev else None
-    if out is not None and out.state != "UP":
-        return f"the route to {address} leaves by {out.name}, which is {out.state}"
-    if "Connection refused" in result.stderr or "Connection refused" in result.stdout:
-        return f"{address} answered, but nothing listens on that port there"
-    host = snapshot.namespaces.get(HOST)
-    if host is not None and src != HOST:
-        drop = next((r for r in host.rules if r.table == "filter" and r.chain == "FORWARD"
-                     and r.rule == "policy DROP" and r.source == "iptables"), None)
-        if drop is not None:
-            accepting = [r.rule for r in host.rules if r.table == "filter" and r.chain == "FORWARD"
-                         and r.rule.endswith("-j ACCEPT")]
-            if not accepting:
-                return "the lab host's FORWARD policy is DROP and no FORWARD rule accepts anything yet"
-            return (f"the lab host's FORWARD policy is DROP; {len(accepting)} FORWARD rule(s) accept some "
-                    "traffic — trace it with lab.trace() to see whether this packet is dropped, or lost elsewhere")
-        if not _is_on_link(namespace, target) and host.sysctls.get("net.ipv4.ip_forward") == "0":
-            return "the packet must be routed by the lab host, where net.ipv4.ip_forward is 0"
-    if best.dst == "default":
-        return (f"only the default route (via {best.gateway} on {best.dev}) matches {address}: no interface "
-                f"of {_where(src)} is on its subnet — is the address right, and is the far end up and on a link?")
-    return f"the route to {best.dst} on {best.dev} is there, but no answer came back: trace it with lab.trace()"
-
-
-def _is_on_link(namespace, target) -> bool:
-    return any(r.gateway is None and r.dst != "default" and target in ipaddress.ip_network(r.dst, strict=False)
-               for r in namespace.routes)
 
 
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
@@ -370,6 +301,6 @@ def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     world = any(str(getattr(claim, "src", getattr(claim, "ns", ""))).startswith("world:") for claim in claims)
     snapshot = lab.snapshot(kinds=kinds, world=world)
     result = CheckResult(exercise, [claim.judge(lab, snapshot) for claim in claims])
-    from .progress import record
+    from ..course.progress import record
     record(exercise, result)
     return result

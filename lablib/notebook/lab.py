@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import errors
+from ..model import errors
+from ..model.state import Snapshot
+from ..model.world import World
 from .results import BackgroundProcess, CommandResult
 from .sandbox import Sandbox
-from .state import Snapshot
-from .world import World
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -118,7 +118,7 @@ class Lab:
         `changes` highlights what is new since the previous drawing (blue) and what went
         away (red); past `collapse_after` containers, look-alike ones are grouped.
         """
-        from .drawing import draw
+        from ..views.drawing import draw
         current = self.snapshot(kinds={"links", "routes"} if routes else {"links"})
         drawing = draw(current, self._last_drawn if changes else None, routes=routes, world=world,
                        collapse_after=collapse_after)
@@ -132,7 +132,7 @@ class Lab:
         conntrack, sockets, sysctls. The outside world is included only when named
         (ns="world:internet").
         """
-        from .tables import NEEDS, table
+        from ..views.tables import NEEDS, table
         if kind not in NEEDS:
             raise errors.LabError(f"unknown table '{kind}'; choose one of: {', '.join(NEEDS)}")
         wanted = self._namespace_list(ns)
@@ -144,7 +144,7 @@ class Lab:
     def compare(self, *namespaces: str):
         """Namespaces' network stacks side by side — interfaces, addresses, routes,
         listening ports, firewall rules (all of them when none are named)."""
-        from .tables import comparison
+        from ..views.tables import comparison
         snapshot = self.snapshot(kinds={"links", "routes", "sockets", "rules"},
                                  namespaces=self._namespace_list(list(namespaces) or None))
         # A fixed uuid: the same lab gives the same HTML (pandas picks a random one otherwise).
@@ -181,7 +181,7 @@ class Lab:
         `filter` is tcpdump syntax ("icmp", "arp", "tcp port 8080"); `netfilter` also
         reports the iptables/nft hooks, rules and verdicts each packet met.
         """
-        from .trace import Tracing
+        from .tracing import Tracing
         return Tracing(self, filter, netfilter)
 
     def check(self, exercise: str, *claims):
@@ -218,6 +218,19 @@ class Lab:
     def close(self) -> None:
         """End the lab host: every namespace, interface, rule and process in it is gone."""
         self._sandbox.close()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The running sandbox and the pipe to its agent (for lablib's own tools)."""
+        return self._sandbox
+
+    def on_change(self, hook: Callable[[], None]) -> None:
+        """Call `hook` after every command, spawn and reset (the live view redraws so)."""
+        self._after_command.append(hook)
+
+    def remove_on_change(self, hook: Callable[[], None]) -> None:
+        if hook in self._after_command:
+            self._after_command.remove(hook)
 
     @property
     def alive(self) -> bool:

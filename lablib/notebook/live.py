@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import weakref
 
-from .drawing import draw
+from ..views.drawing import draw
 
 
 class LiveView:
@@ -35,7 +35,7 @@ class LiveView:
         if not self.docked:
             display(self.widget)
         self.refresh()
-        lab._after_command.append(self.refresh)
+        lab.on_change(self.refresh)
 
     def refresh(self) -> None:
         lab = self._lab()
@@ -50,8 +50,8 @@ class LiveView:
 
     def stop(self) -> None:
         lab = self._lab()
-        if lab is not None and self.refresh in lab._after_command:
-            lab._after_command.remove(self.refresh)
+        if lab is not None:
+            lab.remove_on_change(self.refresh)
 
 
 def _same_network(before, after) -> bool:

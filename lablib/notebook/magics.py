@@ -11,7 +11,7 @@ import shlex
 import sys
 import weakref
 
-from .errors import CommandTimeout, LabError, WaitingForInput
+from ..model.errors import CommandTimeout, LabError, WaitingForInput
 
 _current: weakref.ref | None = None
 _registered = False

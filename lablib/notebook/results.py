@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .tools import command_not_found_hint
+from ..machine.tools import command_not_found_hint
 
 
 def decode(data: bytes) -> tuple[str, bool]:
@@ -80,7 +80,7 @@ class BackgroundProcess:
         self._status = status
 
     def _refresh(self, action: str = "status") -> dict:
-        self._status = self._lab._sandbox.request("process", action=action, pid=self.pid)
+        self._status = self._lab.sandbox.request("process", action=action, pid=self.pid)
         return self._status
 
     def log(self) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 import queue
 import subprocess
 import sys
@@ -21,36 +20,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
-from . import errors, tools
+from ..machine import tools
+from ..machine.ids import id_mapping
+from ..machine.userns import explain_start_failure
+from ..model import errors
 
 START_TIMEOUT = 15.0
 NAMESPACES = ["--user", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child"]
-
-
-def has_subordinate_ids() -> bool:
-    """Whether this user has /etc/subuid and /etc/subgid ranges and newuidmap to use them."""
-    if not (tools.find("newuidmap") and tools.find("newgidmap")):
-        return False
-    user = pwd.getpwuid(os.getuid()).pw_name
-    keys = (f"{user}:", f"{os.getuid()}:")
-    for path in ("/etc/subuid", "/etc/subgid"):
-        try:
-            if not any(line.startswith(keys) for line in Path(path).read_text().splitlines()):
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def id_mapping() -> str:
-    """How the sandbox maps user ids: "identity" (root), "subids" or "single".
-
-    With "identity" or "subids" every program can switch to its own user as on a real
-    host (tcpdump, dnsmasq); with "single" the lab host has only root, and shims help.
-    """
-    if os.getuid() == 0:
-        return "identity"
-    return "subids" if has_subordinate_ids() else "single"
 
 
 def launch_argv(mapping: str) -> list[str]:
@@ -109,7 +85,7 @@ class Sandbox:
             p for p in (package_parent, os.environ.get("PYTHONPATH")) if p))
         stderr = tempfile.TemporaryFile()
         argv = launch_argv(self.mapping) + [
-            sys.executable, "-m", "lablib.agent", "--inbox", str(inbox_read), "--outbox", str(outbox_write)]
+            sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read), "--outbox", str(outbox_write)]
         if self.mapping == "identity":
             # Capabilities are granted at exec time only to a mapped root: wait for the map.
             position = len(launch_argv(self.mapping))
@@ -144,7 +120,6 @@ class Sandbox:
         complaint = stderr.read().decode(errors="replace").strip()
         if message and "error" in message:
             complaint = message["error"][1] + ("\n" + complaint if complaint else "")
-        from .doctor import explain_start_failure
         raise errors.SandboxUnavailable(explain_start_failure(complaint))
 
     def _abandon(self) -> None:
@@ -196,6 +171,11 @@ class Sandbox:
                 return message["value"]
         finally:
             self._replies.pending.pop(request_id, None)
+
+    @property
+    def command_environment(self) -> dict[str, str]:
+        """The environment the agent gives every command in the lab host."""
+        return self.ready["environment"]
 
     def init_pid(self) -> int:
         """The sandbox's PID 1, as this process sees it (for nsenter --target)."""

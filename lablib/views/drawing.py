@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import graphviz
 
-from .state import HOST, Link, Namespace, Snapshot
-from .world import CLIENT, DNS, GATEWAY, UPLINK, WEB
+from ..model.state import HOST, Link, Namespace, Snapshot
+from ..model.world import CLIENT, DNS, GATEWAY, UPLINK, WEB
 
 FONT = "Helvetica"
 NEW, GONE, TEXT, MUTED = "#1565c0", "#c62828", "#212121", "#9e9e9e"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .state import HOST, Snapshot
+from ..model.state import HOST, Snapshot
 
 # kind -> the snapshot parts it needs (beyond links, which always come)
 NEEDS = {"links": set(), "addrs": set(), "routes": {"routes"}, "neigh": {"neighbours"}, "fdb": {"fdb"},

@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import html
 
+from ..model.packets import Hop, Packet
+from ..model.state import HOST, Snapshot
 from .drawing import Overlay, draw
-from .state import HOST, Snapshot
-from .trace import Hop, Packet, SequenceView
 
+
+class SequenceView:
+    def __init__(self, html_text: str):
+        self.html = html_text
+
+    def _repr_html_(self) -> str:
+        return self.html
 
 def _crossings(snapshot: Snapshot, packet: Packet):
     """Each step a packet took between two sightings: over a veth cable, or through a bridge."""

@@ -1,0 +1,33 @@
+"""`lab.trace()`: start a capture in the agent, and assemble what it saw after the block."""
+from __future__ import annotations
+
+from ..model.errors import LabError
+from ..views.trace import TraceResult
+
+
+class Tracing:
+    """The context manager lab.trace() returns; its result is available after the block."""
+
+    def __init__(self, lab, expression: str, netfilter: bool):
+        self._lab, self.expression, self.netfilter = lab, expression, netfilter
+        self.result: TraceResult | None = None
+
+    def __enter__(self) -> "Tracing":
+        self._id = self._lab.sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._lab.alive:
+            raw = self._lab.sandbox.request("trace_stop", trace=self._id)
+            self.result = TraceResult(raw, self.expression)
+
+    def _done(self) -> TraceResult:
+        if self.result is None:
+            raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
+        return self.result
+
+    def __getattr__(self, name: str):
+        return getattr(self._done(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.result) if self.result else f"<trace '{self.expression}' running>"
