@@ -16,10 +16,9 @@ from lablib import (
     NamespaceNotFound,
     SandboxUnavailable,
     WaitingForInput,
-    tools,
 )
 from lablib.cli import doctor
-from lablib.machine import userns
+from lablib.machine import tools, userns
 from lablib.notebook import sandbox
 
 
