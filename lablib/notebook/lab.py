@@ -193,6 +193,15 @@ class Lab:
         from .checks import run
         return run(self, exercise, claims)
 
+    def measure(self, paths: list, *, seconds: float = 1.0, round_trips: int = 500):
+        """Measure each path's TCP throughput (iperf3), request/response latency and the
+        CPU time spent per GB moved; returns a table that can also `.plot()`.
+
+            lab.measure([measure.path("bridge", client="c1", server="c2", target="10.0.0.3")])
+        """
+        from .performance import measure
+        return measure(self, paths, seconds=seconds, round_trips=round_trips)
+
     def background_output(self) -> str:
         """What jobs left running by finished commands (`server &` in a %%lab cell) have
         printed since (the newest 256 KiB)."""
