@@ -254,6 +254,7 @@ class PlantedFault:
             return None
         said = "" if result is None else next((line.strip() for line in reversed(
             (result.stderr + "\n" + result.stdout).splitlines()) if line.strip()), "")
+        said = re.sub(r"after \d+ milliseconds", f"after {self.probe.timeout:g} s", said)   # same words each run
         return f"`{command}` in {self.probe.src} " + (f"fails: {said}" if said else "gets no answer")
 
     def check(self) -> CheckResult:
