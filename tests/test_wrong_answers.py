@@ -15,7 +15,8 @@ a fresh kernel); then the solution and the check, which must pass again.
         hint: "opposite of -o eth0"
         undo: sudo iptables -D FORWARD -i bridge_home ! -o eth0 -j ACCEPT   # optional, bash
 
-`hint` may be a list (every item must appear).
+`hint` may be a list (every item must appear). A mistake marked `xfail: why` is one the
+notebook's check cannot catch yet: it is run and reported, but does not fail the test.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
     notebook = nbformat.read(path, as_version=4)
     wanted = corpus()[stem]
     cells = exercises(notebook)
-    failures, judged = [], 0
+    failures, judged, report = [], 0, []
     kernel = Kernel(notebook)
     position = 0
     try:
@@ -133,8 +134,10 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
             for mistake in wanted.get(exercise, []):
                 why = judge_mistake(kernel, notebook, where, mistake)
                 judged += 1
-                if why:
+                if why and not mistake.get("xfail"):
                     failures.append(f"{exercise} / {mistake['name']}: {why}")
+                report.append((exercise, mistake["name"], "xfail" if mistake.get("xfail") and why
+                               else ("❌ as it should" if not why else "FAILED")))
                 if mistake.get("undo"):
                     kernel.run(f"lab.sh({mistake['undo']!r}, check=False)")
                 else:   # no undo: the state before the exercise, from scratch
@@ -144,11 +147,13 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
             kernel.run_cells(first, where["check"])
             check = kernel.run(notebook.cells[where["check"]].source)
             text, _ = output_text(check)
-            if not text.startswith("✅"):
+            if not text.strip().startswith("✅"):
                 failures.append(f"{exercise}: after the mistakes (and their undo), the solution fails:\n{text}")
             position = where["check"] + 1
     finally:
         kernel.close()
+    for exercise, name, outcome in report:
+        print(f"{stem} {exercise}: {name}: {outcome}")
     assert judged, f"{stem}: no mistakes were run"
     assert not failures, "\n\n".join(failures)
 
@@ -158,7 +163,7 @@ def test_the_corpus_has_three_mistakes_for_every_exercise():
     known = corpus()
     for path in sorted(LABS.glob("0[1-7]-*.ipynb")):
         for exercise in exercises(nbformat.read(path, as_version=4)):
-            listed = known.get(path.stem, {}).get(exercise, [])
+            listed = [m for m in known.get(path.stem, {}).get(exercise, []) if not m.get("xfail")]
             if len(listed) < MINIMUM:
                 missing.append(f"{path.stem} {exercise}: {len(listed)}")
     assert not missing, f"exercises with fewer than {MINIMUM} wrong answers: {missing}"

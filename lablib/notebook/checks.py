@@ -286,14 +286,33 @@ class rule(Claim):
                     for p in [_safe_parse(other.rule)] if p):
                 return Verdict(False, claim, f"no rule jumps to {self.chain}, so its rules are never reached")
             return Verdict(True, claim)
-        # The nearest miss: the rule with fewest differences, with what differs.
-        best = min(range(len(parsed)), key=lambda i: len(problems[i]))
-        near = parsed[best]
-        if len(problems[best]) == 1:
-            return Verdict(False, claim, f"the nearest rule, `{near}`: {'; '.join(problems[best])}. Replace it: "
-                                         f"{iptables} -D {self.chain} {_after_chain(near)} && {add}")
+        # The nearest miss: the rule with one difference, the likeliest slip first (a
+        # negation, a narrowing, a name no interface has, a typo'd value).
+        names = {link.name for link in namespace.links}
+        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        if near:
+            weight, best = min(near)
+            rule_text = parsed[best]
+            if weight < 1:
+                return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
+                                             f"{iptables} -D {self.chain} {_after_chain(rule_text)} && {add}")
+            return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}; add it: {add}")
         return Verdict(False, claim, f"none of its {len(rules)} rules is that (see: {iptables} -S {self.chain}); "
                                      f"add it: {add}")
+
+
+def _slip(problem: str, interfaces: set[str]) -> float:
+    """How likely a difference is a slip in the rule meant (lower: likelier)."""
+    if "the opposite of" in problem:
+        return 0.5
+    if problem.startswith("it also requires"):
+        return 0.6
+    found = re.match(r"it has (?:! )?-[io] (\S+), not", problem)
+    if found:
+        return 1.0 if found.group(1) in interfaces else 0.7
+    if problem.startswith("it has no"):
+        return 0.9
+    return 0.8
 
 
 def _safe_parse(text: str):
