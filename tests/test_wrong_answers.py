@@ -36,6 +36,8 @@ LABS = ROOT / "labs"
 CORPUS = ROOT / "tests" / "wrong_answers"
 MINIMUM = 3
 EXERCISE_ID = re.compile(r"""lab\.check\(\s*["'](\S+)""")
+# Predictions and fault hunts are named where they are made, in a cell before their check.
+OPENED_ID = re.compile(r"""lab\.(?:predict|plant_fault)\(\s*["'](\S+)""")
 
 
 def corpus() -> dict[str, dict]:
@@ -44,16 +46,20 @@ def corpus() -> dict[str, dict]:
 
 def exercises(notebook) -> dict[str, dict]:
     """Each exercise's cells: {"04-1": {"solution": [indexes], "check": index}}."""
-    found, pending = {}, []
+    found, pending, opened = {}, [], None
     for index, cell in enumerate(notebook.cells):
         tags = cell.metadata.get("tags", [])
+        named = OPENED_ID.search(cell.source) if cell.cell_type == "code" else None
+        if named:
+            opened = named.group(1)
         if "solution" in tags:
             pending.append(index)
         elif "check" in tags:
             match = EXERCISE_ID.search(cell.source)
-            if match:
-                found[match.group(1)] = {"solution": pending, "check": index}
-            pending = []
+            name = match.group(1) if match else opened
+            if name:
+                found[name] = {"solution": pending, "check": index}
+            pending, opened = [], None
     return found
 
 
@@ -161,7 +167,7 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
 def test_the_corpus_has_three_mistakes_for_every_exercise():
     missing = []
     known = corpus()
-    for path in sorted(LABS.glob("0[1-7]-*.ipynb")):
+    for path in sorted(LABS.glob("[0-9][0-9]-*.ipynb")):
         for exercise in exercises(nbformat.read(path, as_version=4)):
             listed = [m for m in known.get(path.stem, {}).get(exercise, []) if not m.get("xfail")]
             if len(listed) < MINIMUM:

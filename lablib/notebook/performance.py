@@ -56,7 +56,8 @@ def measure_one(lab, route: path, seconds: float, round_trips: int) -> Measureme
     server = lab.spawn(f"iperf3 -s -1 -p {port}", ns=server_ns, name=f"iperf3 server ({route.name})",
                        ready_port=port)
     before = _busy_seconds()
-    done = lab.sh(f"iperf3 -c {address} -p {target_port} -t {seconds:g} -J", ns=client_ns, check=False,
+    # iperf3 counts whole seconds (-t 0 would mean "forever").
+    done = lab.sh(f"iperf3 -c {address} -p {target_port} -t {max(1, round(seconds))} -J", ns=client_ns, check=False,
                   timeout=seconds + 15)
     cpu = _busy_seconds() - before
     server.stop()
@@ -78,6 +79,8 @@ def measure_one(lab, route: path, seconds: float, round_trips: int) -> Measureme
 
 
 def measure(lab, paths: list[path], *, seconds: float = 1.0, round_trips: int = 500) -> Measurements:
+    if not 1 <= seconds <= 30:
+        raise LabError(f"seconds={seconds:g}: measure each path for 1 to 30 seconds")
     if not paths or not all(isinstance(p, path) for p in paths):
         raise LabError("lab.measure() takes a list of measure.path(name, client=, server=, target=)")
     return Measurements([measure_one(lab, route, seconds, round_trips) for route in paths])
