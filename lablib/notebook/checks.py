@@ -674,6 +674,22 @@ class fast(Claim):
                                      "or delay), iptables -L -v -n", seen=seen)
 
 
+class same_network(Claim):
+    """This lab host's network is the same as `other`'s, object by object (see Lab.differences)."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def judge(self, lab, snapshot):
+        claim = "the network is the same as the reference built by lab.build"
+        found = lab.differences(self.other)
+        if found.empty:
+            return Verdict(True, claim)
+        first = [f"{row['kind']} only in {row['only in']}: {row['object']}" for _, row in found.head(3).iterrows()]
+        return Verdict(False, claim, f"{len(found)} difference(s), such as " + "; ".join(first)
+                       + " (all of them: lab.differences(reference))")
+
+
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
