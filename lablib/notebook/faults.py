@@ -321,10 +321,14 @@ class PlantedFault:
             return [Verdict(False, claim, f"new namespace {added[0]}: fix the network that is there, "
                                           f"not a new one (ip netns del {added[0]})")]
         for ns, namespace in old.items():
-            names = {link.name for link in new[ns].links}
-            lost = [link.name for link in namespace.links if link.name not in names]
+            now = {link.name: link.index for link in new[ns].links}
+            lost = [link.name for link in namespace.links if link.name not in now]
             if lost:
                 return [Verdict(False, claim, f"{lost[0]} in {ns} was deleted or renamed: put it back as it was")]
+            remade = [link.name for link in namespace.links if now[link.name] != link.index]
+            if remade:
+                return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
+                                              "network instead of finding what was wrong with it")]
         allowed = self._fault.allowed_removals()
         for ns, namespace in old.items():
             now = {(r.table, r.chain, r.rule) for r in new[ns].rules}
