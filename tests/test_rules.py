@@ -72,3 +72,10 @@ def test_a_bare_address_in_a_claim_is_the_rules_source_or_destination():
 def test_typed_commands_parse_like_saved_rules():
     typed = parse_rule("sudo iptables -t nat --append POSTROUTING --out-interface eth0 --jump MASQUERADE")
     assert typed.chain == "POSTROUTING" and typed.matches["out"].value == "eth0" and typed.target == "MASQUERADE"
+
+
+def test_a_claim_of_bare_words_names_only_those():
+    spec = parse_spec(["127.0.0.11", "DNAT"])
+    assert mismatches(spec, parse_rule("-A OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT "
+                                       "--to-destination 127.0.0.11:10053")) == []
+    assert mismatches(spec, parse_rule("-A OUTPUT -d 127.0.0.12/32 -p udp -j DNAT --to-destination 1.2.3.4"))

@@ -25,6 +25,7 @@ from ..views.rules import (
     mismatches,
     parse_rule,
     parse_spec,
+    render,
     shadowed_by,
 )
 
@@ -66,8 +67,8 @@ class CheckResult:
     def data(self) -> dict:
         """The result as data (what `python -m lablib progress` reads from a notebook)."""
         return {"kind": "check", "exercise": self.exercise, "passed": self.passed,
-                "claims": [{"claim": v.claim, "ok": v.ok, **({"hint": v.hint} if not v.ok and v.hint else {}),
-                            **({"seen": v.seen} if v.seen else {})} for v in self.verdicts]}
+                # Only what is the same on every run (nbval compares this data unsanitised).
+                "claims": [{"claim": v.claim, "ok": v.ok} for v in self.verdicts]}
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(self.text())
@@ -171,6 +172,10 @@ class route(Claim):
         command = f"{command_prefix(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")
         if not matching:
+            down = self._down_link(namespace)
+            if down is not None:   # the first cause: a link down takes its connected route with it
+                return Verdict(False, claim, f"{down.name} is {down.state}, so its route is gone too; bring it up: "
+                                             f"{command_prefix(self.ns)}ip link set {down.name} up")
             return Verdict(False, claim, f"no route to {self.dst} there; add one: {command}")
         for r in matching:
             if (self.via is None or r.gateway == self.via) and (self.dev is None or r.dev == self.dev):
@@ -179,6 +184,22 @@ class route(Claim):
         return Verdict(False, claim, f"the route to {self.dst} goes "
                                      f"{'via ' + found.gateway if found.gateway else 'dev ' + str(found.dev)}; "
                                      f"replace it: {command.replace(' add ', ' replace ', 1)}")
+
+
+    def _down_link(self, namespace):
+        """A link that would give this route (it is `dev`, or has an address in `dst`), but is down."""
+        for link in namespace.links:
+            if link.state == "UP" or link.kind == "loopback":
+                continue
+            if self.dev == link.name and not self.via:
+                return link
+            for address in link.notable_addresses:
+                network = ipaddress.ip_interface(address).network
+                if self.dst != "default" and network == ipaddress.ip_network(self.dst, strict=False):
+                    return link
+                if self.via and ipaddress.ip_address(self.via) in network:
+                    return link
+        return None
 
 
 class sysctl(Claim):
@@ -224,7 +245,8 @@ class rule(Claim):
     ("192.0.2.10": the rule's -s or -d) is read as such. Every option named must be in
     the rule, with the same negation and value (addresses normalised: 172.17.0.2 is
     172.17.0.2/32; a port without -p means TCP); an option not named must not narrow the
-    rule (-p udp is not a rule for all traffic). `broader=True` also accepts a rule that
+    rule (-p udp is not a rule for all traffic) — unless the claim is bare words only
+    ("192.0.2.10", "DNAT"), which names only those. `broader=True` also accepts a rule that
     matches more than named (a /16 for a /32). The rule must be reachable: not after a
     rule that decides its packets first (DOCKER-USER's RETURN, a DROP), and in a chain
     something jumps to.
@@ -244,7 +266,7 @@ class rule(Claim):
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
         rules = _chain_rules(namespace, self.table, self.chain)
         iptables = _iptables(self.ns, self.table)
-        add = f"{iptables} -A {self.chain} {' '.join(self.words)}"
+        add = f"{iptables} -A {self.chain} {render(self.spec)}"
         if not rules:
             return Verdict(False, claim, f"{self.table} {self.chain} has no rules yet; add it: {add}")
         parsed = [p for _, p in rules]
@@ -264,14 +286,33 @@ class rule(Claim):
                     for p in [_safe_parse(other.rule)] if p):
                 return Verdict(False, claim, f"no rule jumps to {self.chain}, so its rules are never reached")
             return Verdict(True, claim)
-        # The nearest miss: the rule with fewest differences, with what differs.
-        best = min(range(len(parsed)), key=lambda i: len(problems[i]))
-        near = parsed[best]
-        if len(problems[best]) <= max(2, len(self.spec.matches)):
-            return Verdict(False, claim, f"the nearest rule, `{near}`: {'; '.join(problems[best])}. Replace it: "
-                                         f"{iptables} -D {self.chain} {_after_chain(near)} && {add}")
+        # The nearest miss: the rule with one difference, the likeliest slip first (a
+        # negation, a narrowing, a name no interface has, a typo'd value).
+        names = {link.name for link in namespace.links}
+        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        if near:
+            weight, best = min(near)
+            rule_text = parsed[best]
+            if weight < 1:
+                return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
+                                             f"{iptables} -D {self.chain} {_after_chain(rule_text)} && {add}")
+            return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}; add it: {add}")
         return Verdict(False, claim, f"none of its {len(rules)} rules is that (see: {iptables} -S {self.chain}); "
                                      f"add it: {add}")
+
+
+def _slip(problem: str, interfaces: set[str]) -> float:
+    """How likely a difference is a slip in the rule meant (lower: likelier)."""
+    if "the opposite of" in problem:
+        return 0.5
+    if problem.startswith("it also requires"):
+        return 0.6
+    found = re.match(r"it has (?:! )?-[io] (\S+), not", problem)
+    if found:
+        return 1.0 if found.group(1) in interfaces else 0.7
+    if problem.startswith("it has no"):
+        return 0.9
+    return 0.8
 
 
 def _safe_parse(text: str):
@@ -340,6 +381,15 @@ class reaches(Claim):
         before = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
         result = _probe(lab, self._command()[0], self.src, self.timeout + 5)
         after = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
+        if result is not None and not result.ok and "Couldn't connect to server" in result.stderr:
+            # curl no longer says why; a bare connect says "Connection refused" or "No route to host".
+            from urllib.parse import urlsplit
+            url = urlsplit(self.target)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            why = _probe(lab, f"timeout {int(max(1, self.timeout))} bash -c 'exec 3<>/dev/tcp/{url.hostname}/{port}'",
+                         self.src, self.timeout + 5)
+            if why is not None and not why.ok and why.stderr.strip():
+                result.stderr += "\n" + why.stderr
         moved = [key for key, count in after.items() if count > before.get(key, count)]
         return result, moved
 

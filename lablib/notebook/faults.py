@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shlex
 
 from ..model.errors import LabError
 from ..model.state import HOST, Snapshot
@@ -65,6 +66,10 @@ class Fault:
         """Verdicts that the planted fault itself is undone."""
         raise NotImplementedError
 
+    def repair(self) -> list[str]:
+        """The commands that undo this fault (for the hidden solution cell)."""
+        raise NotImplementedError
+
     def allowed_removals(self) -> set[tuple[str, str, str, str]]:
         """Rules the fix may delete (the planted one)."""
         return set()
@@ -78,6 +83,9 @@ class LoDown(Fault):
 
     def plant(self):
         self.sh("ip link set lo down", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip link set lo up"]
 
     def fixed(self, snapshot):
         from .checks import interface
@@ -93,6 +101,9 @@ class DefaultRoute(Fault):
         self.saved["wrong"] = wrong
         self.sh(f"ip route replace default via {wrong} dev {self.c.dev}", self.c.ns)
 
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip route replace default via {self.c.gateway} dev {self.c.dev}"]
+
     def fixed(self, snapshot):
         return [route(self.c.ns, "default", via=self.c.gateway).judge(self.lab, snapshot)]
 
@@ -102,6 +113,9 @@ class IpForward(Fault):
 
     def plant(self):
         self.sh("sysctl -qw net.ipv4.ip_forward=0")
+
+    def repair(self) -> list[str]:
+        return ["sysctl -w net.ipv4.ip_forward=1"]
 
     def fixed(self, snapshot):
         return [sysctl("net.ipv4.ip_forward", "1").judge(self.lab, snapshot)]
@@ -127,6 +141,9 @@ class Masquerade(Fault):
             return True
         inside = ipaddress.ip_interface(self.c.address).ip in source.value
         return inside != source.negated
+
+    def repair(self) -> list[str]:
+        return [f"iptables -t nat {line}" for line in self.saved["rules"]]
 
     def fixed(self, snapshot):
         from ..views.rules import parse_rule
@@ -159,6 +176,9 @@ class ForwardDrop(Fault):
     def allowed_removals(self):
         return {(HOST, "filter", "FORWARD", self.saved["rule"])}
 
+    def repair(self) -> list[str]:
+        return [f"iptables {self.saved['rule'].replace('-A ', '-D ', 1)}"]
+
     def fixed(self, snapshot):
         present = any(r.rule == self.saved["rule"] for r in snapshot.namespaces[HOST].rules
                       if r.table == "filter" and r.chain == "FORWARD")
@@ -174,6 +194,9 @@ class ResolvConf(Fault):
         self.saved["before"] = self.lab.sh(f"cat {path}", check=False).stdout
         self.sh(f"mkdir -p /etc/netns/{self.c.ns} && printf 'nameserver {WRONG_NAMESERVER}\\n' > {path}")
 
+    def repair(self) -> list[str]:
+        return [f"printf %s {shlex.quote(self.saved['before'])} > /etc/netns/{self.c.ns}/resolv.conf" if self.saved["before"] else f"rm /etc/netns/{self.c.ns}/resolv.conf"]
+
     def fixed(self, snapshot):
         name = self.c.probe._address()
         return [resolves(self.c.ns, name, dns=True).judge(self.lab, snapshot)]
@@ -185,6 +208,9 @@ class StaleArp(Fault):
     def plant(self):
         self.sh(f"ip neigh replace {self.c.gateway} lladdr {WRONG_MAC} dev {self.c.dev} nud permanent", self.c.ns)
 
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip neigh del {self.c.gateway} dev {self.c.dev}"]
+
     def fixed(self, snapshot):
         return [neighbour(self.c.ns, self.c.gateway).judge(self.lab, snapshot)]
 
@@ -194,6 +220,9 @@ class Hairpin(Fault):
 
     def plant(self):
         self.sh(f"bridge link set dev {self.c.host_port} hairpin off")
+
+    def repair(self) -> list[str]:
+        return [f"bridge link set dev {self.c.host_port} hairpin on"]
 
     def fixed(self, snapshot):
         text = self.lab.sh(f"bridge -d link show dev {self.c.host_port}", check=False).stdout
@@ -246,6 +275,11 @@ class PlantedFault:
         record(exercise, _Planted(exercise, self.kind, self.seed), kind="fault-planted", fault=self.kind,
                seed=self.seed)
 
+    def solution(self) -> list[str]:
+        """The commands that repair the planted fault — for the notebook's hidden solution
+        cell (`for command in fault.solution(): lab.sh(command)`), never for the learner."""
+        return self._fault.repair()
+
     def _symptom(self) -> str | None:
         command, _ = self.probe._command()
         from .checks import _probe
@@ -254,6 +288,7 @@ class PlantedFault:
             return None
         said = "" if result is None else next((line.strip() for line in reversed(
             (result.stderr + "\n" + result.stdout).splitlines()) if line.strip()), "")
+        said = re.sub(r"after \d+ milliseconds", f"after {self.probe.timeout:g} s", said)   # same words each run
         return f"`{command}` in {self.probe.src} " + (f"fails: {said}" if said else "gets no answer")
 
     def check(self) -> CheckResult:
@@ -286,10 +321,14 @@ class PlantedFault:
             return [Verdict(False, claim, f"new namespace {added[0]}: fix the network that is there, "
                                           f"not a new one (ip netns del {added[0]})")]
         for ns, namespace in old.items():
-            names = {link.name for link in new[ns].links}
-            lost = [link.name for link in namespace.links if link.name not in names]
+            now = {link.name: link.index for link in new[ns].links}
+            lost = [link.name for link in namespace.links if link.name not in now]
             if lost:
                 return [Verdict(False, claim, f"{lost[0]} in {ns} was deleted or renamed: put it back as it was")]
+            remade = [link.name for link in namespace.links if now[link.name] != link.index]
+            if remade:
+                return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
+                                              "network instead of finding what was wrong with it")]
         allowed = self._fault.allowed_removals()
         for ns, namespace in old.items():
             now = {(r.table, r.chain, r.rule) for r in new[ns].rules}

@@ -49,7 +49,7 @@ class Outcome:
 
     def data(self) -> dict:
         return {"kind": "prediction", "exercise": self.exercise, "passed": self.passed,
-                "predicted": self.predicted, "observed": self.observed}
+                "predicted": self.predicted, "observed": self.observed, "in_time": not self.note.startswith("the pre")}
 
     def __bool__(self) -> bool:
         return self.passed

@@ -253,8 +253,11 @@ def mismatches(spec: ParsedRule, rule: ParsedRule, *, broader: bool = False) -> 
     def bare(have: Match) -> bool:   # a claim's bare address names this -s or -d
         return any(str(have.value).split("/")[0] == a or (a.endswith(".") and str(have.value).startswith(a))
                    for a in spec.addresses)
+    loose = not spec.matches          # a claim of bare words only ("192.0.2.10", "DNAT") names only those
     for name, have in rule.matches.items():
         if name in ("source", "destination") and name not in wanted and not have.negated and bare(have):
+            continue
+        if loose:
             continue
         if name not in wanted:
             if name == "ctstate" and not have.negated and {"NEW"} <= set(have.value):
@@ -309,3 +312,29 @@ def shadowed_by(rules: list[ParsedRule], index: int) -> ParsedRule | None:
         if earlier.target in TERMINAL and covers(earlier, rules[index]):
             return earlier
     return None
+
+
+def render(spec: ParsedRule) -> str:
+    """A claim as the options iptables takes (`-p tcp --dport 8080 -j REJECT`), so a hint
+    can give the command; bare addresses become -s."""
+    words = []
+    protocol = _implied_protocol(spec)
+    order = ["in", "out", "source", "destination", "protocol", "sport", "dport", "ctstate"]
+    matches = dict(spec.matches)
+    if protocol is not None:
+        matches["protocol"] = protocol
+    for name in order:
+        if name in matches:
+            match = matches[name]
+            if name == "ctstate":
+                words.append(f"-m conntrack {'! ' if match.negated else ''}--ctstate "
+                             f"{','.join(sorted(match.value))}")
+            elif name in ("sport", "dport") and len(match.value) > 1:
+                words.append(f"-m multiport {_describe(name, match).replace('port ', 'ports ')}")
+            else:
+                words.append(_describe(name, match))
+    words += [f"-s {address}" for address in spec.addresses]
+    if spec.target:
+        words.append(f"-j {spec.target}")
+    words += [f"{option} {value}".strip() for option, value in spec.target_options.items()]
+    return " ".join(words)
