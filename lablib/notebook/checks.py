@@ -381,6 +381,15 @@ class reaches(Claim):
         before = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
         result = _probe(lab, self._command()[0], self.src, self.timeout + 5)
         after = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
+        if result is not None and not result.ok and "Couldn't connect to server" in result.stderr:
+            # curl no longer says why; a bare connect says "Connection refused" or "No route to host".
+            from urllib.parse import urlsplit
+            url = urlsplit(self.target)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            why = _probe(lab, f"timeout {int(max(1, self.timeout))} bash -c 'exec 3<>/dev/tcp/{url.hostname}/{port}'",
+                         self.src, self.timeout + 5)
+            if why is not None and not why.ok and why.stderr.strip():
+                result.stderr += "\n" + why.stderr
         moved = [key for key, count in after.items() if count > before.get(key, count)]
         return result, moved
 

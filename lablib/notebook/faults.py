@@ -313,13 +313,15 @@ class PlantedFault:
                            "the fault is planted")
         self.lab, self.exercise, self.probe = lab, exercise, probe
         self.kind, self.seed = choose(exercise, list(among), seed)
-        before = lab.snapshot(kinds={"routes", "rules", "sysctls"})
+        # A probe from the outside world (world:client) needs the world's namespaces read too.
+        self._world = probe.src.startswith("world:")
+        before = lab.snapshot(kinds={"routes", "rules", "sysctls"}, world=self._world)
         if not probe.judge(lab, before).ok:
             raise LabError(f"{exercise}: the probe ({probe._claim()}) fails before any fault is planted; "
                            "plant a fault in a working network")
         self._fault = KINDS[self.kind](lab, Context(lab, probe, before))
         self._fault.plant()
-        self.baseline = lab.snapshot(kinds={"links", "routes", "rules", "sysctls"})
+        self.baseline = lab.snapshot(kinds={"links", "routes", "rules", "sysctls"}, world=self._world)
         self.symptom = self._symptom()
         if self.symptom is None:
             raise LabError(f"{exercise}: fault {self.kind} does not break the probe ({probe._claim()}); "
@@ -350,7 +352,7 @@ class PlantedFault:
     def check(self) -> CheckResult:
         """✅ when the probe works again, the planted fault is undone, and nothing was
         flattened to get there."""
-        snapshot = self.lab.snapshot(kinds={"links", "routes", "rules", "sysctls", "neighbours"})
+        snapshot = self.lab.snapshot(kinds={"links", "routes", "rules", "sysctls", "neighbours"}, world=self._world)
         probe = self.probe.judge(self.lab, snapshot)
         if not probe.ok:
             # The probe's own hint would name the fault: say only that the symptom remains.
@@ -379,15 +381,19 @@ class PlantedFault:
             return [Verdict(False, claim, f"new namespace {added[0]}: fix the network that is there, "
                                           f"not a new one (ip netns del {added[0]})")]
         for ns, namespace in old.items():
-            names = {link.name for link in new[ns].links}
-            lost = [link.name for link in namespace.links if link.name not in names]
+            now = {link.name: link.index for link in new[ns].links}
+            lost = [link.name for link in namespace.links if link.name not in now]
             if lost:
                 return [Verdict(False, claim, f"{lost[0]} in {ns} was deleted or renamed: put it back as it was")]
+            remade = [link.name for link in namespace.links if now[link.name] != link.index]
+            if remade:
+                return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
+                                              "network instead of finding what was wrong with it")]
             for link in namespace.links:
-                now = new[ns].link(link.name)
-                if now is not None and link.mtu and now.mtu and now.mtu != link.mtu:
+                current = new[ns].link(link.name)
+                if current is not None and link.mtu and current.mtu and current.mtu != link.mtu:
                     return [Verdict(False, claim, f"{link.name} in {ns}: its mtu was changed from {link.mtu} to "
-                                                  f"{now.mtu}, which was not the fault; put it back: "
+                                                  f"{current.mtu}, which was not the fault; put it back: "
                                                   f"{'' if ns == HOST else f'ip netns exec {ns} '}ip link set "
                                                   f"{link.name} mtu {link.mtu}")]
         allowed = self._fault.allowed_removals()

@@ -93,8 +93,8 @@ class Lab:
 
         Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
         the next free address of `subnet`, and a default route via the bridge, which
-        takes the first address. Options add, as Docker would: `forward` (ip_forward and
-        FORWARD accepts), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
+        takes the first address. Options add, as Docker would: `forward` (ip_forward, FORWARD
+        policy DROP, and accepts bridge→uplink, uplink→bridge and bridge→bridge), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
         container), `servers` ({"c1": 80}: an HTTP server), `publish` ({8080: ("c1", 80)}:
         DNAT from the host's port). `show=True` prints the commands. Returns a Network.
         """
