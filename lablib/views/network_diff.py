@@ -24,7 +24,7 @@ def comparable(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     if kind == "routes":
         frame = frame[~frame["dst"].astype(str).str.contains(":")]
     columns = COMPARED[kind]
-    return frame[columns].astype(str).drop_duplicates()
+    return frame[columns].astype(object).where(frame[columns].notna(), "").astype(str).drop_duplicates()
 
 
 def differences(mine: dict[str, pd.DataFrame], theirs: dict[str, pd.DataFrame],
@@ -38,6 +38,6 @@ def differences(mine: dict[str, pd.DataFrame], theirs: dict[str, pd.DataFrame],
         merged = a.merge(b, how="outer", indicator=True)
         for _, row in merged[merged["_merge"] != "both"].iterrows():
             side = names[0] if row["_merge"] == "left_only" else names[1]
-            described = "  ".join(f"{c}={row[c]}" for c in COMPARED[kind] if row[c] not in ("nan", "<NA>", "None"))
+            described = "  ".join(f"{c}={row[c]}" for c in COMPARED[kind] if row[c] not in ("", "nan", "<NA>", "None"))
             rows.append({"kind": kind, "only in": side, "object": described})
     return pd.DataFrame(rows, columns=["kind", "only in", "object"])
