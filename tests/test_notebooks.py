@@ -40,6 +40,9 @@ SYLLABUS = {
            r"8080:80"],
     "11": [r"iperf3 -c", r"ping -c \d+ -i", r"lab\.measure\(", r"loopback", r"veth", r"bridge", r"MASQUERADE",
            r"DNAT", r"userland proxy", r"VXLAN", r"Gbit/s", r"µs", r"CPU-s/GB", r"\.plot\(\)", r"lab\.predict\("],
+    "12": [r"搭建完整的容器网络环境", r"state DOWN|DOWN\s", r"iptables -P FORWARD DROP",
+           r"IPRoute\(\)", r"NetNS\(", r"netns\.create", r"@lab\.python", r"lab\.call\(", r"lab\.differences\(",
+           r"same as the reference"],
 }
 
 
