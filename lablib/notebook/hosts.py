@@ -131,7 +131,7 @@ def plan_hosts(count: int, containers: int, subnet: str | list[str] | tuple[str,
             host.containers[container] = container_address
             commands += [f"link add veth-{container} type veth peer name eth0 netns {container}",
                          f"link set veth-{container} master {bridge} up"]
-            inside = [f"link set lo up", f"link set eth0 address {docker_mac(container_address)}"]
+            inside = ["link set lo up", f"link set eth0 address {docker_mac(container_address)}"]
             if mtu is not None or vxlan is not None:
                 inside.append(f"link set eth0 mtu {mtu or 1500 - VXLAN_OVERHEAD}")
             inside += ["link set eth0 up", f"addr add {container_address}/{network.prefixlen} dev eth0"]
