@@ -269,6 +269,59 @@ class not_reaches(reaches):
         return Verdict(not verdict.ok, claim, "it still answers: something lets it through")
 
 
+class encapsulated(Claim):
+    """A ping from `src` to `target` gets its answer, and the echo request crossed the
+    underlay wrapped in a tunnel (VXLAN to UDP `port`, with VNI `vni` if given) — read
+    from a real trace of a real ping, not from the configuration."""
+
+    def __init__(self, src: str, target: str, *, vni: int | None = None, port: int = 4789, timeout: float = 2):
+        self.src, self.target, self.vni, self.port, self.timeout = canonical_ns(src), target, vni, port, timeout
+
+    def judge(self, lab, snapshot):
+        wrapped_in = f"VXLAN {self.vni}" if self.vni is not None else "VXLAN"
+        claim = f"{describe_ns(self.src)}'s ping to {self.target} crosses the underlay wrapped in {wrapped_in}"
+        if self.src not in snapshot.namespaces:
+            return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
+        with lab.trace(f"icmp or arp or udp port {self.port}", netfilter=False) as trace:
+            result = _probe(lab, f"ping -c1 -W{int(max(1, self.timeout))} {self.target}", self.src,
+                            self.timeout + 5)
+        requests = [p for p in trace.packets if p.first.ns == self.src and p.first.protocol == "icmp"
+                    and "echo request" in p.summary and p.first.dst == self.target]
+        arp = [p for p in trace.packets if p.first.protocol == "arp" and p.first.dst == self.target
+               and any(h.ns == self.src for h in p.hops)]
+        answered = result is not None and result.ok
+        if not requests:
+            if arp and not any(h.encapsulated for p in arp for h in p.hops):
+                return Verdict(False, claim, f"{self.src} asked who has {self.target} (ARP), and the question "
+                                             "never crossed to another host: where may a VXLAN device send a broadcast? "
+                                             "(bridge fdb show dev vxlan0)")
+            if arp:
+                return Verdict(False, claim, f"the ARP question for {self.target} crossed the underlay, but no "
+                                             "answer came back: does the far side accept it (same VNI, same port)?")
+            return Verdict(False, claim, f"no echo request for {self.target} left {self.src}: has it an address "
+                                         "on that subnet, and a link that is up?")
+        request = requests[0]
+        wrapped = [hop for hop in request.hops if hop.encapsulated]
+        if not wrapped:
+            underlay = next((h for h in request.hops if h.interface == "eth0" and h.ns != self.src
+                             and h.ns in snapshot.namespaces and h.ns not in snapshot.hosted()), None)
+            if answered:
+                where = f" (seen on {underlay.ns}'s {underlay.interface} as {underlay.src} → {underlay.dst})" \
+                    if underlay else ""
+                return Verdict(False, claim, f"it got an answer, but crossed unwrapped{where}: routed, not an overlay")
+            return Verdict(False, claim, f"it was never wrapped in a tunnel; {request.fate}")
+        vnis = sorted({hop.vni for hop in wrapped})
+        outer = wrapped[0]
+        if self.vni is not None and vnis != [self.vni]:
+            return Verdict(False, claim, f"it was wrapped with VNI {', '.join(map(str, vnis))}, not {self.vni}")
+        if not answered:
+            return Verdict(False, claim, f"it crossed wrapped in VXLAN {vnis[0]} ({outer.outer_src} → "
+                                         f"{outer.outer_dst}) but got no answer; {request.fate}: does the far "
+                                         "host's VXLAN device take it (its VNI, its port), and does the answer fit?")
+        return Verdict(True, claim.replace("crosses the underlay", f"crosses the underlay ({outer.outer_src} → "
+                                                                       f"{outer.outer_dst})"))
+
+
 class resolves(Claim):
     """In namespace `ns`, the name resolves (to `to`, if given) as programs resolve names."""
 
