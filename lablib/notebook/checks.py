@@ -269,21 +269,95 @@ class not_reaches(reaches):
         return Verdict(not verdict.ok, claim, "it still answers: something lets it through")
 
 
+class vxlan(Claim):
+    """A VXLAN device in `ns` with this VNI and UDP port, a port of `master`, up, that
+    floods broadcasts (ARP) to each of `remotes` — its all-zeros FDB entries, as
+    `bridge fdb append 00:00:00:00:00:00 dev NAME dst HOST` makes them."""
+
+    def __init__(self, ns: str, name: str = "vxlan0", *, vni: int, dstport: int = 4789,
+                 master: str | None = None, remotes: list[str] | tuple[str, ...] = ()):
+        self.ns, self.name, self.vni, self.dstport = canonical_ns(ns), name, vni, dstport
+        self.master, self.remotes = master, list(remotes)
+
+    def judge(self, lab, snapshot):
+        claim = f"{self.name} in {describe_ns(self.ns)} is VXLAN {self.vni} on UDP {self.dstport}" + \
+            (f", a port of {self.master}" if self.master else "") + \
+            (f", flooding to {', '.join(self.remotes)}" if self.remotes else "")
+        run = command_prefix(self.ns)
+        namespace = snapshot.namespaces.get(self.ns)
+        link = namespace.link(self.name) if namespace else None
+        if link is None or link.vxlan is None:
+            return Verdict(False, claim, f"there is no VXLAN device {self.name} there: {run}ip link add {self.name} "
+                                         f"type vxlan id {self.vni} dstport {self.dstport} dev eth0")
+        have = link.vxlan
+        if (have["id"], have["dstport"]) != (self.vni, self.dstport):
+            return Verdict(False, claim, f"it is VXLAN {have['id']} on UDP {have['dstport']} "
+                                         f"({run}ip -d link show {self.name}); neither can be changed in place: "
+                                         "delete it and add it again")
+        if self.master and link.master != self.master:
+            return Verdict(False, claim, f"it is {'on ' + link.master if link.master else 'on no bridge'}: "
+                                         f"{run}ip link set {self.name} master {self.master}")
+        if link.state == "DOWN":
+            return Verdict(False, claim, f"it is DOWN: {run}ip link set {self.name} up")
+        flooding = {entry.dst for entry in namespace.fdb
+                    if entry.port == self.name and entry.dst and entry.mac == "00:00:00:00:00:00"}
+        missing = [remote for remote in self.remotes if remote not in flooding]
+        if missing:
+            return Verdict(False, claim, f"broadcasts (ARP) go to {', '.join(sorted(flooding)) or 'no host'} "
+                                         f"({run}bridge fdb show dev {self.name}); missing: {', '.join(missing)}")
+        return Verdict(True, claim)
+
+    needs = {"fdb"}
+
+
+class predicted(Claim):
+    """A prediction about a trace: which addresses (and protocol) the outermost IP header
+    of the first packet matching `packet` carried at `interface` of `ns`. The trace is
+    real; the claim compares the learner's `prediction` with it."""
+
+    def __init__(self, trace, prediction: dict | None, *, ns: str, interface: str, packet: str = "echo request"):
+        self.trace, self.prediction, self.ns, self.interface, self.packet = trace, prediction, ns, interface, packet
+
+    def judge(self, lab, snapshot):
+        claim = f"your prediction of the IP header on {self.ns}'s {self.interface}"
+        wanted = dict(self.prediction or {})
+        empty = [key for key, value in wanted.items() if value in (None, "")]
+        if not wanted or empty:
+            return Verdict(False, claim, "there is no prediction yet: fill in " + (", ".join(empty) or "the prediction")
+                           + " in the prediction cell, then run the trace")
+        hop = next((h for p in self.trace.packets if self.packet in p.summary for h in p.hops
+                    if (h.ns, h.interface) == (self.ns, self.interface)), None)
+        if hop is None:
+            return Verdict(False, claim, f"the trace saw no {self.packet} on {self.ns}'s {self.interface}: "
+                                         "run the traced ping again")
+        seen = ({"src": hop.outer_src, "dst": hop.outer_dst, "protocol": "udp"} if hop.encapsulated
+                else {"src": hop.src, "dst": hop.dst, "protocol": hop.protocol})
+        wrong = [key for key, value in wanted.items() if str(value).lower() != str(seen.get(key)).lower()]
+        if wrong:
+            return Verdict(False, claim, f"not what the trace saw for {', '.join(wrong)}: read the rows of "
+                                         f"t.table() for {self.ns} {self.interface}")
+        return Verdict(True, claim + ": " + ", ".join(f"{key} {seen[key]}" for key in wanted))
+
+
 class encapsulated(Claim):
     """A ping from `src` to `target` gets its answer, and the echo request crossed the
     underlay wrapped in a tunnel (VXLAN to UDP `port`, with VNI `vni` if given) — read
     from a real trace of a real ping, not from the configuration."""
 
-    def __init__(self, src: str, target: str, *, vni: int | None = None, port: int = 4789, timeout: float = 2):
+    def __init__(self, src: str, target: str, *, vni: int | None = None, port: int = 4789, size: int | None = None,
+                 timeout: float = 2):
         self.src, self.target, self.vni, self.port, self.timeout = canonical_ns(src), target, vni, port, timeout
+        self.size = size
 
     def judge(self, lab, snapshot):
         wrapped_in = f"VXLAN {self.vni}" if self.vni is not None else "VXLAN"
-        claim = f"{describe_ns(self.src)}'s ping to {self.target} crosses the underlay wrapped in {wrapped_in}"
+        what = f"{self.size + 28}-byte ping" if self.size else "ping"
+        claim = f"{describe_ns(self.src)}'s {what} to {self.target} crosses the underlay wrapped in {wrapped_in}"
         if self.src not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
         with lab.trace(f"icmp or arp or udp port {self.port}", netfilter=False) as trace:
-            result = _probe(lab, f"ping -c1 -W{int(max(1, self.timeout))} {self.target}", self.src,
+            size = f" -s {self.size}" if self.size else ""
+            result = _probe(lab, f"ping -c1 -W{int(max(1, self.timeout))}{size} {self.target}", self.src,
                             self.timeout + 5)
         requests = [p for p in trace.packets if p.first.ns == self.src and p.first.protocol == "icmp"
                     and "echo request" in p.summary and p.first.dst == self.target]
@@ -298,6 +372,10 @@ class encapsulated(Claim):
             if arp:
                 return Verdict(False, claim, f"the ARP question for {self.target} crossed the underlay, but no "
                                              "answer came back: does the far side accept it (same VNI, same port)?")
+            neighbour = lab.sh(f"ip neigh show {self.target}", ns=self.src, check=False).stdout.split()
+            if neighbour and neighbour[-1] in ("FAILED", "INCOMPLETE"):
+                return Verdict(False, claim, f"{self.src} could not learn {self.target}'s MAC (ip neigh: "
+                                             f"{neighbour[-1]}): its ARP questions got no answer — where do they go?")
             return Verdict(False, claim, f"no echo request for {self.target} left {self.src}: has it an address "
                                          "on that subnet, and a link that is up?")
         request = requests[0]

@@ -17,10 +17,12 @@ the learner reaches a container with `ip netns exec c3 ...` and its host with
 from __future__ import annotations
 
 import ipaddress
+import random
+import shlex
 from dataclasses import dataclass, field
 
 from ..model.world import UPLINK
-from .builder import Plan, docker_mac
+from .builder import Plan, _heredoc, docker_mac
 
 LAN = "10.168.0.0/24"          # the hosts' own network (seed 000: 10.168.0.3 is the other host)
 LAN_BRIDGE = "lan0"
@@ -51,6 +53,22 @@ class Cluster:
     hosts: dict[str, Host] = field(default_factory=dict)
     vxlan: int | None = None
     script: str = ""
+    lab: object = field(default=None, repr=False)
+
+    def plant_fault(self, seed: int) -> "Fault":
+        """Break this cluster's VXLAN overlay in one of the ways overlays break — a
+        container MTU that ignores the tunnel's 50 bytes, a missing FDB entry, a VNI
+        that differs between hosts — chosen by `seed`. The fault is not named; find it
+        with the real tools."""
+        if self.vxlan is None or len(self.hosts) < 2:
+            raise ValueError("plant_fault() breaks an overlay: build it with build_hosts(2, ..., vxlan=42)")
+        name = random.Random(seed).choice(sorted(FAULTS))
+        first, second = list(self.hosts.values())[:2]
+        commands = FAULTS[name](self, first, second)
+        # Forget what the containers and bridges learned, so the fault shows at once.
+        commands += [f"ip netns exec {c} ip neigh flush all" for c in self.containers]
+        self.lab.sh("\n".join(commands))
+        return Fault(seed, name)
 
     def host_of(self, container: str) -> Host:
         """The host a container lives on."""
@@ -71,6 +89,37 @@ class Cluster:
         lines = [f"<Cluster on {self.lan}" + (f", VXLAN {self.vxlan}" if self.vxlan is not None else "") + ":"]
         lines += [f"  {host!r}" for host in self.hosts.values()]
         return "\n".join(lines) + ">"
+
+
+@dataclass
+class Fault:
+    """A fault planted in a lab; `name` says which (look only after you have found it)."""
+    seed: int
+    name: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"<a fault was planted (seed {self.seed}): the overlay no longer does its job>"
+
+
+def _container_mtu(cluster: Cluster, first: Host, second: Host) -> list[str]:
+    return [f"ip -n {c} link set eth0 mtu 1500" for c in cluster.containers]
+
+
+def _missing_fdb_entry(cluster: Cluster, first: Host, second: Host) -> list[str]:
+    return [f"ip netns exec {first.name} bridge fdb del 00:00:00:00:00:00 dev vxlan0 dst {second.address}"]
+
+
+def _vni_differs(cluster: Cluster, first: Host, second: Host) -> list[str]:
+    run = f"ip netns exec {second.name} "
+    return [f"{run}ip link del vxlan0",
+            f"{run}ip link add vxlan0 type vxlan id {cluster.vxlan + 1} dstport {VXLAN_PORT} dev {UPLINK} "
+            f"local {second.address}",
+            f"{run}ip link set vxlan0 master {second.bridge} up",
+            *[f"{run}bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst {other.address}"
+              for other in cluster.hosts.values() if other is not second]]
+
+
+FAULTS = {"container mtu": _container_mtu, "missing fdb entry": _missing_fdb_entry, "vni differs": _vni_differs}
 
 
 def _subnets(subnet: str | list[str] | tuple[str, ...], count: int) -> list[str]:
@@ -156,13 +205,40 @@ def plan_hosts(count: int, containers: int, subnet: str | list[str] | tuple[str,
     return steps, cluster
 
 
+def _ipv6_off(name: str) -> str:
+    return f"ip netns exec {shlex.quote(name)} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 " \
+        "net.ipv6.conf.default.disable_ipv6=1"
+
+
+def readable(steps: Plan) -> str:
+    """The plan as a learner would type it, one command a line."""
+    lines = [f"ip {c}" for c in steps.host_ip if c.startswith("netns add")]
+    lines += [_ipv6_off(name) for name in steps.container_ip]
+    lines += [f"ip {c}" for c in steps.host_ip if not c.startswith("netns add")]
+    for name, commands in steps.container_ip.items():
+        lines += [f"ip netns exec {name} ip {command}" for command in commands]
+    return "\n".join(lines + steps.shell)
+
+
+def script(steps: Plan) -> str:
+    """The plan as one fast script: namespaces first, then IPv6 off in each (as Docker does
+    in containers without --ipv6; here the hosts too, so no IPv6 chatter crosses the
+    tunnel), then one `ip -batch` per namespace, then the rest."""
+    quiet = [_ipv6_off(name) for name in steps.container_ip]
+    parts = ["set -e", _heredoc("ip -batch -", [c for c in steps.host_ip if c.startswith("netns add")]), *quiet,
+             _heredoc("ip -batch -", [c for c in steps.host_ip if not c.startswith("netns add")])]
+    parts += [_heredoc(f"ip -n {shlex.quote(name)} -batch -", commands)
+              for name, commands in steps.container_ip.items()]
+    return "\n".join(parts + steps.shell)
+
+
 def build_hosts(lab, count: int = 2, *, containers: int = 2, subnet: str | list[str] | tuple[str, ...] = "172.17.0.0/16",
                 bridge: str = "docker0", span: bool = False, nat: bool = True, vxlan: int | None = None,
                 mtu: int | None = None, show: bool = False) -> Cluster:
     """Build the hosts in `lab` with real commands; see Lab.build_hosts."""
     steps, cluster = plan_hosts(count, containers, subnet, bridge, span, nat, vxlan, mtu)
-    cluster.script = steps.readable()
+    cluster.script, cluster.lab = readable(steps), lab
     if show:
         print(cluster.script)
-    lab.sh(steps.batched(), timeout=30.0)
+    lab.sh(script(steps), timeout=30.0)
     return cluster
