@@ -355,6 +355,10 @@ class encapsulated(Claim):
         claim = f"{describe_ns(self.src)}'s {what} to {self.target} crosses the underlay wrapped in {wrapped_in}"
         if self.src not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
+        # A neighbour entry left INCOMPLETE or FAILED by tries before the fix would fail the
+        # probe at once: forget the target's entry (never a permanent one), so the probe
+        # asks afresh and sees the network as it is now.
+        lab.sh(f"ip neigh flush to {self.target}", ns=self.src, check=False)
         with lab.trace(f"icmp or arp or udp port {self.port}", netfilter=False) as trace:
             size = f" -s {self.size}" if self.size else ""
             result = _probe(lab, f"ping -c1 -W{int(max(1, self.timeout))}{size} {self.target}", self.src,
