@@ -1,8 +1,9 @@
 """Where exercise results go, so an instructor can collect them.
 
-Every check appends one line to `.lablib-progress.jsonl` beside the notebook (the
-kernel's working directory), and its ✅/❌ text stays in the saved notebook's outputs.
-`python -m lablib progress PATH...` reads either and prints who passed what.
+Every check, prediction and fault hunt appends one line to `.lablib-progress.jsonl`
+beside the notebook (the kernel's working directory), and shows its result as data
+beside its ✅/❌ text: a display output of type MIMETYPE, which the saved notebook keeps.
+`python -m lablib progress PATH...` reads either — the data, never the text.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 PROGRESS_FILE = ".lablib-progress.jsonl"
+MIMETYPE = "application/vnd.lablib.check+json"
 
 
 def notebook_name() -> str:
@@ -20,9 +22,14 @@ def notebook_name() -> str:
     return Path(os.environ.get("JPY_SESSION_NAME", "")).name
 
 
-def record(exercise: str, result) -> None:
+def record(exercise: str, result, **extra) -> None:
+    """Append one result: a CheckResult, or anything with `passed` and `data()`."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "user": getpass.getuser(),
-             "notebook": notebook_name(), "exercise": exercise, "passed": result.passed}
+             "notebook": notebook_name(), "exercise": exercise, "passed": bool(result.passed)}
+    data = result.data() if hasattr(result, "data") else {}
+    entry["kind"] = data.get("kind", "check")
+    entry.update({k: v for k, v in data.items() if k not in entry and k != "claims"})
+    entry.update(extra)
     try:
         with open(PROGRESS_FILE, "a") as f:
             f.write(json.dumps(entry) + "\n")
@@ -39,20 +46,21 @@ def _owner(path: Path) -> str:
 
 
 def from_notebook(path: Path) -> list[dict]:
-    """Results of a saved notebook's check cells: their first output line says ✅ or ❌."""
+    """Results saved in a notebook: every output carrying MIMETYPE data, in any cell."""
     import nbformat
     notebook = nbformat.read(path, as_version=4)
     results = []
     for cell in notebook.cells:
-        if "check" not in cell.metadata.get("tags", []):
-            continue
         for output in cell.get("outputs", []):
-            text = output.get("data", {}).get("text/plain", "") or output.get("text", "")
-            first = text.splitlines()[0] if text else ""
-            if first[:1] in ("✅", "❌"):
-                exercise = first[2:].split(":", 1)[0]
-                results.append({"user": _owner(path), "notebook": path.name, "exercise": exercise,
-                                "passed": first.startswith("✅")})
+            data = output.get("data", {}).get(MIMETYPE)
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    continue
+            if isinstance(data, dict) and "exercise" in data:
+                results.append({"user": _owner(path), "notebook": path.name, "exercise": data["exercise"],
+                                "kind": data.get("kind", "check"), "passed": bool(data.get("passed"))})
     return results
 
 
@@ -64,7 +72,8 @@ def from_progress_file(path: Path) -> list[dict]:
         except ValueError:
             continue
         results.append({"user": entry.get("user", _owner(path)), "notebook": entry.get("notebook", ""),
-                        "exercise": entry["exercise"], "passed": bool(entry["passed"])})
+                        "exercise": entry["exercise"], "kind": entry.get("kind", "check"),
+                        "passed": bool(entry["passed"])})
     return results
 
 

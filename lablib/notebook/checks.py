@@ -12,12 +12,22 @@ recorded for the instructor (see progress.py).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
+import shlex
 from dataclasses import dataclass, field
 
 from ..model.errors import CommandTimeout, WaitingForInput
 from ..model.state import HOST, Snapshot
 from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
+from ..views.rules import (
+    BUILTIN_CHAINS,
+    mismatches,
+    parse_rule,
+    parse_spec,
+    render,
+    shadowed_by,
+)
 
 
 @dataclass
@@ -25,6 +35,7 @@ class Verdict:
     ok: bool
     claim: str          # what was checked, in words
     hint: str = ""      # when not ok: what is missing, and how to get there
+    seen: str = ""      # what the claim observed (shown even when ok: "refused by a rule ...")
 
 
 @dataclass
@@ -47,12 +58,24 @@ class CheckResult:
         lines = [head]
         for verdict in self.verdicts:
             lines.append(f"  {'✅' if verdict.ok else '❌'} {verdict.claim}")
+            if verdict.seen:
+                lines.append(f"     seen: {verdict.seen}")
             if not verdict.ok and verdict.hint:
                 lines.append(f"     hint: {verdict.hint}")
         return "\n".join(lines)
 
+    def data(self) -> dict:
+        """The result as data (what `python -m lablib progress` reads from a notebook)."""
+        return {"kind": "check", "exercise": self.exercise, "passed": self.passed,
+                # Only what is the same on every run (nbval compares this data unsanitised).
+                "claims": [{"claim": v.claim, "ok": v.ok} for v in self.verdicts]}
+
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(self.text())
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from ..course.progress import MIMETYPE
+        return {"text/plain": self.text(), MIMETYPE: self.data()}
 
     def __repr__(self) -> str:
         return self.text()
@@ -149,6 +172,10 @@ class route(Claim):
         command = f"{command_prefix(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")
         if not matching:
+            down = self._down_link(namespace)
+            if down is not None:   # the first cause: a link down takes its connected route with it
+                return Verdict(False, claim, f"{down.name} is {down.state}, so its route is gone too; bring it up: "
+                                             f"{command_prefix(self.ns)}ip link set {down.name} up")
             return Verdict(False, claim, f"no route to {self.dst} there; add one: {command}")
         for r in matching:
             if (self.via is None or r.gateway == self.via) and (self.dev is None or r.dev == self.dev):
@@ -157,6 +184,22 @@ class route(Claim):
         return Verdict(False, claim, f"the route to {self.dst} goes "
                                      f"{'via ' + found.gateway if found.gateway else 'dev ' + str(found.dev)}; "
                                      f"replace it: {command.replace(' add ', ' replace ', 1)}")
+
+
+    def _down_link(self, namespace):
+        """A link that would give this route (it is `dev`, or has an address in `dst`), but is down."""
+        for link in namespace.links:
+            if link.state == "UP" or link.kind == "loopback":
+                continue
+            if self.dev == link.name and not self.via:
+                return link
+            for address in link.notable_addresses:
+                network = ipaddress.ip_interface(address).network
+                if self.dst != "default" and network == ipaddress.ip_network(self.dst, strict=False):
+                    return link
+                if self.via and ipaddress.ip_address(self.via) in network:
+                    return link
+        return None
 
 
 class sysctl(Claim):
@@ -177,37 +220,117 @@ class sysctl(Claim):
                        f"it is {have or 'not set'}; set it: {command_prefix(self.ns)}sysctl -w {self.key}={self.value}")
 
 
+def _chain_rules(namespace, table: str, chain: str) -> list:
+    """The iptables rules of one chain, in order, as (Rule, ParsedRule)."""
+    found = []
+    for r in (namespace.rules if namespace else []):
+        if r.source == "iptables" and r.table == table and r.chain == chain and not r.rule.startswith("policy"):
+            try:
+                found.append((r, parse_rule(r.rule)))
+            except ValueError:
+                continue
+    return found
+
+
+def _iptables(ns: str, table: str) -> str:
+    return f"{command_prefix(ns)}iptables" + ("" if table == "filter" else f" -t {table}")
+
+
 class rule(Claim):
-    """A firewall rule whose iptables-save/nft text contains every one of `words`."""
+    """A firewall rule of `table` `chain` that is exactly what `words` say, and reached.
+
+    Words are iptables options, long or short ("--in-interface bridge_home", "-o eth0",
+    "! -o br-app", "-p tcp", "--dport 80", "-s 172.17.0.2", "--ctstate RELATED,ESTABLISHED",
+    "-j DNAT", "--to-destination 172.17.0.2:80"); a bare target ("REJECT") or address
+    ("192.0.2.10": the rule's -s or -d) is read as such. Every option named must be in
+    the rule, with the same negation and value (addresses normalised: 172.17.0.2 is
+    172.17.0.2/32; a port without -p means TCP); an option not named must not narrow the
+    rule (-p udp is not a rule for all traffic) — unless the claim is bare words only
+    ("192.0.2.10", "DNAT"), which names only those. `broader=True` also accepts a rule that
+    matches more than named (a /16 for a /32). The rule must be reachable: not after a
+    rule that decides its packets first (DOCKER-USER's RETURN, a DROP), and in a chain
+    something jumps to.
+    """
     needs = {"rules"}
 
-    def __init__(self, table: str, chain: str, *words: str, ns: str | None = None):
+    def __init__(self, table: str, chain: str, *words: str, ns: str | None = None, broader: bool = False):
         self.table, self.chain, self.words, self.ns = table, chain, words, canonical_ns(ns)
+        self.broader = broader
+        self.spec = parse_spec(words)
 
     def judge(self, lab, snapshot):
         claim = f"a rule in {self.table} {self.chain} with {' '.join(self.words)}" + \
             ("" if self.ns == HOST else f" in {describe_ns(self.ns)}")
         namespace = snapshot.namespaces.get(self.ns)
-        rules = [r for r in (namespace.rules if namespace else [])
-                 if r.table == self.table and r.chain == self.chain and not r.rule.startswith("policy")]
-        if any(all(_rule_has(r.rule, word) for word in self.words) for r in rules):
-            return Verdict(True, claim)
-        listing = f"{command_prefix(self.ns)}iptables -t {self.table} -S {self.chain}"
+        if namespace is None:
+            return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
+        rules = _chain_rules(namespace, self.table, self.chain)
+        iptables = _iptables(self.ns, self.table)
+        add = f"{iptables} -A {self.chain} {render(self.spec)}"
         if not rules:
-            return Verdict(False, claim, f"{self.table} {self.chain} has no rules yet (see: {listing})")
-        return Verdict(False, claim, f"none of its {len(rules)} rules has all of that (see: {listing})")
+            return Verdict(False, claim, f"{self.table} {self.chain} has no rules yet; add it: {add}")
+        parsed = [p for _, p in rules]
+        problems = [mismatches(self.spec, p, broader=self.broader) for p in parsed]
+        for index, found in enumerate(problems):
+            if found:
+                continue
+            blocker = shadowed_by(parsed, index)
+            if blocker is not None:
+                return Verdict(False, claim, f"your rule `{parsed[index]}` comes after `{blocker}`, which decides "
+                                             "its packets first, so it is never reached; put it first: "
+                                             f"{iptables} -D {self.chain} {_after_chain(parsed[index])} && "
+                                             f"{iptables} -I {self.chain} {_after_chain(parsed[index])}")
+            if self.chain not in BUILTIN_CHAINS and not any(
+                    p.target == self.chain for other in namespace.rules if other.table == self.table
+                    and other.source == "iptables" and not other.rule.startswith("policy")
+                    for p in [_safe_parse(other.rule)] if p):
+                return Verdict(False, claim, f"no rule jumps to {self.chain}, so its rules are never reached")
+            return Verdict(True, claim)
+        # The nearest miss: the rule with one difference, the likeliest slip first (a
+        # negation, a narrowing, a name no interface has, a typo'd value).
+        names = {link.name for link in namespace.links}
+        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        if near:
+            weight, best = min(near)
+            rule_text = parsed[best]
+            if weight < 1:
+                return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
+                                             f"{iptables} -D {self.chain} {_after_chain(rule_text)} && {add}")
+            return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}; add it: {add}")
+        return Verdict(False, claim, f"none of its {len(rules)} rules is that (see: {iptables} -S {self.chain}); "
+                                     f"add it: {add}")
 
 
-def _rule_has(text: str, word: str) -> bool:
-    # iptables-save spells options long or short: accept both for the common ones.
-    aliases = {"--in-interface": "-i", "--out-interface": "-o", "--jump": "-j", "--source": "-s",
-               "--destination": "-d", "--protocol": "-p", "--append": "-A"}
-    word = " ".join(aliases.get(part, part) for part in word.split())
-    return word in text
+def _slip(problem: str, interfaces: set[str]) -> float:
+    """How likely a difference is a slip in the rule meant (lower: likelier)."""
+    if "the opposite of" in problem:
+        return 0.5
+    if problem.startswith("it also requires"):
+        return 0.6
+    found = re.match(r"it has (?:! )?-[io] (\S+), not", problem)
+    if found:
+        return 1.0 if found.group(1) in interfaces else 0.7
+    if problem.startswith("it has no"):
+        return 0.9
+    return 0.8
+
+
+def _safe_parse(text: str):
+    try:
+        return parse_rule(text)
+    except ValueError:
+        return None
+
+
+def _after_chain(parsed) -> str:
+    """A rule's words after `-A CHAIN` (what -D and -I take)."""
+    words = parsed.text.split()
+    return " ".join(words[2:]) if words[:1] == ["-A"] else parsed.text
 
 
 class policy(Claim):
-    """A built-in chain's policy (ACCEPT or DROP)."""
+    """A built-in chain's policy (ACCEPT or DROP) — and, for DROP, that it still decides:
+    no reachable rule of the chain accepts every packet before the policy is reached."""
     needs = {"rules"}
 
     def __init__(self, table: str, chain: str, verdict: str, ns: str | None = None):
@@ -219,8 +342,18 @@ class policy(Claim):
         found = next((r.rule.split()[1] for r in (namespace.rules if namespace else [])
                       if r.table == self.table and r.chain == self.chain and r.rule.startswith("policy")
                       and r.source == "iptables"), "ACCEPT")
-        return Verdict(found == self.verdict, claim,
-                       f"it is {found}; set it: {command_prefix(self.ns)}iptables -t {self.table} -P {self.chain} {self.verdict}")
+        iptables = _iptables(self.ns, self.table)
+        if found != self.verdict:
+            return Verdict(False, claim, f"it is {found}; set it back: {iptables} -P {self.chain} {self.verdict}"
+                           + (" — and accept only what the exercise asks, with rules" if self.verdict == "DROP" else ""))
+        if self.verdict != "ACCEPT":
+            parsed = [p for _, p in _chain_rules(namespace, self.table, self.chain)]
+            for index, p in enumerate(parsed):
+                if p.target == "ACCEPT" and p.unconditional and shadowed_by(parsed, index) is None:
+                    return Verdict(False, claim, f"it is {found}, but `{p}` accepts every packet before the policy "
+                                                 f"is reached, so the policy protects nothing; delete it: "
+                                                 f"{iptables} -D {self.chain} {_after_chain(p)}")
+        return Verdict(True, claim)
 
 
 class reaches(Claim):
@@ -239,34 +372,136 @@ class reaches(Claim):
             return f"timeout {t} bash -c 'exec 3<>/dev/tcp/{host}/{port}'", "TCP"
         return f"ping -c1 -W{t} {self.target}", "ping"
 
+    def _claim(self) -> str:
+        return f"{describe_ns(self.src)} reaches {self.target} ({self._command()[1]})"
+
+    def probe(self, lab, snapshot):
+        """Run the probe; (result or None when it hung, counters of dropping rules moved)."""
+        world = self.src.startswith("world:")
+        before = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
+        result = _probe(lab, self._command()[0], self.src, self.timeout + 5)
+        after = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
+        if result is not None and not result.ok and "Couldn't connect to server" in result.stderr:
+            # curl no longer says why; a bare connect says "Connection refused" or "No route to host".
+            from urllib.parse import urlsplit
+            url = urlsplit(self.target)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            why = _probe(lab, f"timeout {int(max(1, self.timeout))} bash -c 'exec 3<>/dev/tcp/{url.hostname}/{port}'",
+                         self.src, self.timeout + 5)
+            if why is not None and not why.ok and why.stderr.strip():
+                result.stderr += "\n" + why.stderr
+        moved = [key for key, count in after.items() if count > before.get(key, count)]
+        return result, moved
+
     def judge(self, lab, snapshot):
-        command, how = self._command()
-        claim = f"{describe_ns(self.src)} reaches {self.target} ({how})"
+        claim = self._claim()
         if self.src not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
-        result = _probe(lab, command, self.src, self.timeout + 5)
-        if result is None:
-            return Verdict(False, claim, f"no answer within {self.timeout + 5:g} s (a name lookup that "
-                                         "never returns? a packet dropped without a word?): trace it with lab.trace()")
-        ok = result.ok
+        result, moved = self.probe(lab, snapshot)
+        ok = result is not None and result.ok
         if ok and self.expect_text and self.expect_text not in result.stdout:
             return Verdict(False, claim, f"it answered, but without {self.expect_text!r}")
         if ok:
             return Verdict(True, claim)
-        return Verdict(False, claim, diagnose(snapshot, self.src, self._address(), result))
+        reason, why = why_not(snapshot, self.src, self._address(), result, moved)
+        if result is None and reason == "no-answer":
+            why = (f"no answer within {self.timeout + 5:g} s (a name lookup that never returns? a packet dropped "
+                   "without a word?): trace it with lab.trace()")
+        return Verdict(False, claim, why)
 
     def _address(self) -> str:
         target = self.target.split("://", 1)[-1]
         return target.split("/", 1)[0].split(":", 1)[0]
 
 
+# Why a probe got no answer, in words a claim can require: not_reaches(..., because="rule").
+REASONS = {"rule": "refused by a firewall rule", "nothing-listens": "nothing listens there",
+           "lo-down": "lo is down", "no-route": "no route", "link-down": "a link on the way is down",
+           "unresolved": "the name does not resolve", "no-answer": "no answer, and no rule counted it"}
+
+
+def _drop_counters(snapshot) -> dict:
+    """Packet counters of every DROP/REJECT rule and DROP policy, by (ns, table, chain, rule)."""
+    counters = {}
+    for name, namespace in snapshot.namespaces.items():
+        for r in namespace.rules:
+            if r.source != "iptables":
+                continue
+            words = r.rule.split()
+            if r.rule.startswith("policy DROP") or ("-j" in words and words[words.index("-j") + 1:][:1]
+                                                   in (["DROP"], ["REJECT"])):
+                counters[(name, r.table, r.chain, r.rule)] = r.packets
+    return counters
+
+
+def why_not(snapshot, src: str, address: str, result, moved: list) -> tuple[str, str]:
+    """(reason, words) for a probe that got no answer: the first cause, with the fix."""
+    if moved:
+        ns, table, chain, text = moved[0]
+        where = describe_ns(ns)
+        what = f"the {chain} policy DROP" if text.startswith("policy") else f"`{text}`"
+        return "rule", f"refused by a rule: {what} in {table} of {where} counted the packet"
+    output = "" if result is None else result.stderr + result.stdout
+    namespace = snapshot.namespaces[src]
+    lo = namespace.link("lo")
+    own = {ipaddress.ip_interface(a).ip for link in namespace.links for a in link.notable_addresses}
+    try:
+        target = ipaddress.ip_address(address)
+    except ValueError:
+        return "unresolved", f"{address} could not be resolved there: {output.strip()[-120:]}"
+    if lo is not None and lo.state == "DOWN" and (target.is_loopback or target in own):
+        return "lo-down", f"lo is DOWN in {describe_ns(src)}: {command_prefix(src)}ip link set lo up"
+    if "Connection refused" in output or "Port Unreachable" in output:
+        return "nothing-listens", f"{address} answered, but nothing listens on that port there (connection refused)"
+    if "Network is unreachable" in output or "No route to host" in output:
+        words = diagnose(snapshot, src, address, result)
+        return ("link-down" if " is DOWN" in words else "no-route"), words
+    words = diagnose(snapshot, src, address, result)
+    if " is DOWN" in words or " is NO-CARRIER" in words:
+        return "link-down", words
+    if "no route" in words:
+        return "no-route", words
+    return "no-answer", words
+
+
 class not_reaches(reaches):
-    """The opposite: the target must *not* answer (isolation, a firewall rule)."""
+    """The opposite: the target must *not* answer (isolation, a firewall rule). It says
+    which it saw; `because` requires one: "rule" (a DROP/REJECT rule or a DROP policy
+    counted the probe), "nothing-listens", "lo-down", "no-route", "link-down"."""
+
+    def __init__(self, src: str | None, target: str, *, because: str | None = None, **options):
+        super().__init__(src, target, **options)
+        if because is not None and because not in REASONS:
+            raise ValueError(f"because= must be one of {', '.join(REASONS)}")
+        self.because = because
 
     def judge(self, lab, snapshot):
-        verdict = super().judge(lab, snapshot)
-        claim = verdict.claim.replace(" reaches ", " cannot reach ")
-        return Verdict(not verdict.ok, claim, "it still answers: something lets it through")
+        claim = self._claim().replace(" reaches ", " cannot reach ")
+        if self.because:
+            claim += f", {REASONS[self.because]}"
+        if self.src not in snapshot.namespaces:
+            return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
+        result, moved = self.probe(lab, snapshot)
+        if result is not None and result.ok:
+            return Verdict(False, claim, "it still answers: something lets it through")
+        reason, words = why_not(snapshot, self.src, self._address(), result, moved)
+        if self.because and reason != self.because:
+            return Verdict(False, claim, f"it is not reached, but not {REASONS[self.because]}: {words}",
+                           seen=REASONS[reason])
+        return Verdict(True, claim, seen=words.split(":", 1)[0] if reason != "rule" else words)
+
+
+class closed(not_reaches):
+    """A port that must stay closed to `src` because a firewall rule or a DROP policy
+    refuses it (not merely because nothing listens): not_reaches(..., because="rule")."""
+
+    def __init__(self, src: str | None, target: str, **options):
+        super().__init__(src, target, because="rule", **options)
+
+
+def _read_resolv_conf(lab, ns: str) -> str:
+    result = lab.sh("cat /etc/resolv.conf", ns=None if ns == HOST else ns, check=False)
+    return result.stdout if result.ok else ""
 
 
 class vxlan(Claim):
@@ -405,15 +640,27 @@ class encapsulated(Claim):
 
 
 class resolves(Claim):
-    """In namespace `ns`, the name resolves (to `to`, if given) as programs resolve names."""
+    """In namespace `ns`, the name resolves (to `to`, if given).
 
-    def __init__(self, ns: str | None, name: str, to: str | None = None):
+    In a namespace (a container), by a real DNS query to the nameserver its own
+    resolv.conf names (/etc/netns/NS/resolv.conf, as `ip netns exec` sees it), or by the
+    namespace's own hosts file /etc/netns/NS/hosts — not by the lab host's /etc/hosts,
+    which no container shares. In the lab host, as programs resolve (getent: /etc/hosts,
+    then DNS). `dns=True` asks DNS only, `dns=False` asks getent, wherever.
+    """
+
+    def __init__(self, ns: str | None, name: str, to: str | None = None, *, dns: bool | None = None):
         self.ns, self.name, self.to = canonical_ns(ns), name, to
+        self.dns = (self.ns != HOST) if dns is None else dns
 
     def judge(self, lab, snapshot):
-        claim = f"{describe_ns(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "")
+        claim = f"{describe_ns(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "") \
+            + (" (DNS)" if self.dns else "")
         if self.ns not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
+        return self._by_dns(lab, claim) if self.dns else self._by_getent(lab, claim)
+
+    def _by_getent(self, lab, claim):
         result = _probe(lab, f"getent ahostsv4 {self.name}", self.ns, 12)
         if result is None:
             return Verdict(False, claim, "the lookup got no answer within 12 s: its nameserver is unreachable "
@@ -423,11 +670,111 @@ class resolves(Claim):
             return Verdict(True, claim)
         if result.ok:
             return Verdict(False, claim, f"it resolves to {', '.join(sorted(addresses))}")
-        resolv = lab.sh(f"{command_prefix(self.ns)}cat /etc/resolv.conf", check=False).stdout
-        servers = re.findall(r"^nameserver\s+(\S+)", resolv, re.M)
+        servers = re.findall(r"^nameserver\s+(\S+)", _read_resolv_conf(lab, self.ns), re.M)
         hint = (f"its resolv.conf names {', '.join(servers) or 'no nameserver'}; "
                 f"is that reachable from {describe_ns(self.ns)}? (per-namespace file: /etc/netns/{self.ns}/resolv.conf)")
         return Verdict(False, claim, hint)
+
+    def _own_hosts(self, lab) -> set[str]:
+        if self.ns == HOST:
+            return set()
+        text = lab.sh(f"cat /etc/netns/{self.ns}/hosts 2>/dev/null", check=False).stdout
+        return {line.split()[0] for line in text.splitlines()
+                if line.strip() and not line.startswith("#") and self.name in line.split()[1:]}
+
+    def _by_dns(self, lab, claim):
+        own = self._own_hosts(lab)
+        if own and (self.to is None or self.to in own):
+            return Verdict(True, claim, seen=f"from {describe_ns(self.ns)}'s own hosts file /etc/netns/{self.ns}/hosts")
+        where = f"/etc/netns/{self.ns}/resolv.conf" if self.ns != HOST else "/etc/resolv.conf"
+        servers = re.findall(r"^nameserver\s+(\S+)", _read_resolv_conf(lab, self.ns), re.M)
+        if not servers:
+            return Verdict(False, claim, f"its resolv.conf names no nameserver: write one into {where}")
+        server = servers[0]
+        result = _probe(lab, f"dig +short +time=2 +tries=1 @{server} {self.name} A", self.ns, 10)
+        answers = [] if result is None else [line for line in result.stdout.split()
+                                              if re.fullmatch(r"[\d.]+", line)]
+        if answers and (self.to is None or self.to in answers):
+            return Verdict(True, claim, seen=f"nameserver {server} answered {', '.join(answers)}")
+        if answers:
+            return Verdict(False, claim, f"nameserver {server} answers {', '.join(answers)}")
+        hosts = lab.sh(f"getent hosts {self.name}", check=False).stdout.strip() if self.ns != HOST else ""
+        if hosts:
+            hosts_file = lab.sh(f"grep -w {shlex.quote(self.name)} /etc/hosts", check=False).stdout.strip()
+            if hosts_file:
+                return Verdict(False, claim, f"the lab host's /etc/hosts names {self.name} ({hosts_file}), but that "
+                                             "is not DNS and no container shares it; delete that line, and give "
+                                             f"{describe_ns(self.ns)} a nameserver that answers, in {where}")
+        if result is None or "timed out" in result.stdout or "no servers could be reached" in result.stdout:
+            return Verdict(False, claim, f"its resolv.conf ({where}) names nameserver {server}, which does not "
+                                         f"answer from {describe_ns(self.ns)}: is that the right server, and "
+                                         "reachable (ping it, or trace udp port 53)?")
+        status = re.search(r"status: (\w+)", result.stdout)
+        return Verdict(False, claim, f"nameserver {server} (from {where}) has no address for {self.name}"
+                                     + (f" ({status.group(1)})" if status else ""))
+
+
+class mac(Claim):
+    """An interface has a given MAC address (02:42:ac:11:00:04, Docker's for 172.17.0.4)."""
+
+    def __init__(self, ns: str | None, name: str, address: str):
+        self.ns, self.name, self.address = canonical_ns(ns), name, address.lower()
+
+    def judge(self, lab, snapshot):
+        claim = f"{self.name} in {describe_ns(self.ns)} has MAC {self.address}"
+        link = snapshot.link(self.ns, self.name)
+        if link is None:
+            return Verdict(False, claim, f"there is no {self.name} in {describe_ns(self.ns)}")
+        if link.mac.lower() == self.address:
+            return Verdict(True, claim)
+        return Verdict(False, claim, f"its MAC is {link.mac}; set it: "
+                                     f"{command_prefix(self.ns)}ip link set {self.name} address {self.address}")
+
+
+class fdb(Claim):
+    """Bridge `bridge` has learned (or was given) MAC `address` on port `port`."""
+    needs = {"fdb"}
+
+    def __init__(self, bridge: str, address: str, port: str | None = None, ns: str | None = None):
+        self.bridge, self.address, self.port, self.ns = bridge, address.lower(), port, canonical_ns(ns)
+
+    def judge(self, lab, snapshot):
+        claim = f"{self.bridge} knows {self.address}" + (f" on port {self.port}" if self.port else "")
+        namespace = snapshot.namespaces.get(self.ns)
+        entries = [e for e in (namespace.fdb if namespace else [])
+                   if e.bridge == self.bridge and e.mac.lower() == self.address]
+        if any(self.port is None or e.port == self.port for e in entries):
+            return Verdict(True, claim)
+        if entries:
+            return Verdict(False, claim, f"{self.bridge} has {self.address} on {entries[0].port}, not {self.port}")
+        return Verdict(False, claim, f"{self.bridge} has not seen {self.address}: is that interface's MAC right "
+                                     f"(ip link), and has it sent anything yet (ping from it)? "
+                                     f"See: bridge fdb show br {self.bridge}")
+
+
+class neighbour(Claim):
+    """`ns`'s ARP table maps `address` to `mac` (or, with mac=None, has no wrong entry:
+    no PERMANENT entry and no entry with another MAC than the one the owner has)."""
+    needs = {"neighbours"}
+
+    def __init__(self, ns: str | None, address: str, mac: str | None = None):
+        self.ns, self.address, self.mac = canonical_ns(ns), address, mac.lower() if mac else None
+
+    def judge(self, lab, snapshot):
+        claim = f"{describe_ns(self.ns)}'s ARP entry for {self.address} is " + (self.mac or "right or absent")
+        namespace = snapshot.namespaces.get(self.ns)
+        entries = [n for n in (namespace.neighbours if namespace else []) if n.address == self.address]
+        owner = next((link.mac.lower() for link in snapshot.links()
+                      if any(a.split("/")[0] == self.address for a in link.addresses)), None)
+        want = self.mac or owner
+        bad = [n for n in entries if n.mac and want and n.mac.lower() != want]
+        if bad:
+            return Verdict(False, claim, f"it says {self.address} is at {bad[0].mac} ({bad[0].state}), but "
+                                         f"{self.address} is at {want}; delete it: "
+                                         f"{command_prefix(self.ns)}ip neigh del {self.address} dev {bad[0].dev}")
+        if self.mac and not entries:
+            return Verdict(False, claim, f"there is no entry for {self.address}; ping it first")
+        return Verdict(True, claim)
 
 
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:

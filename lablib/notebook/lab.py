@@ -214,6 +214,27 @@ class Lab:
         from .checks import run
         return run(self, exercise, claims)
 
+    def predict(self, exercise: str, question: str, *, choices: dict[str, str] | None = None,
+                answer: str | None = None):
+        """A prediction to commit before an experiment (`p.answer = "b"`), then compare
+        with what the trace or counters show: `p.observe_trace(t, "source_at", at="c2")`,
+        `p.observe_counters(before, after)`, or `p.observe(value)`. See notebook/predict.py."""
+        from .predict import Prediction
+        return Prediction(exercise, question, choices, answer)
+
+    def plant_fault(self, exercise: str, *, among: list[str], probe, seed: str | None = None):
+        """Break the working network in one way, chosen for this learner from `among`
+        (lo_down, default_route, ip_forward, masquerade, forward_drop, resolv_conf, arp,
+        hairpin); `probe` (an expect.reaches) must work before and fail after. Shows
+        only the symptom; `fault.check()` judges the fix. See notebook/faults.py."""
+        from .faults import PlantedFault
+        return PlantedFault(self, exercise, list(among), probe, seed)
+
+    def counters(self):
+        """The firewall rules with their packet counters, now (a Snapshot): read it before
+        and after an experiment to see which rule counted the packets."""
+        return self.snapshot(kinds={"rules"})
+
     def background_output(self) -> str:
         """What jobs left running by finished commands (`server &` in a %%lab cell) have
         printed since (the newest 256 KiB)."""

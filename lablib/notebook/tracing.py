@@ -11,8 +11,11 @@ class Tracing:
     def __init__(self, lab, expression: str, netfilter: bool):
         self._lab, self.expression, self.netfilter = lab, expression, netfilter
         self.result: TraceResult | None = None
+        self.started: float | None = None
 
     def __enter__(self) -> "Tracing":
+        import time
+        self.started = time.time()
         self._id = self._lab.sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
         return self
 

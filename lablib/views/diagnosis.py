@@ -39,6 +39,11 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
     routes = [r for r in namespace.routes
               if r.dst == "default" or target in ipaddress.ip_network(r.dst, strict=False)]
     if not routes:
+        for link in namespace.links:   # the first cause: a link down took its connected route with it
+            if link.state != "UP" and link.kind != "loopback" and any(
+                    target in ipaddress.ip_interface(a).network for a in link.notable_addresses):
+                return (f"{link.name} in {describe_ns(src)} is {link.state}, so there is no route to {address}; "
+                        f"bring it up: {command_prefix(src)}ip link set {link.name} up")
         up = [l for l in namespace.links if l.kind != "loopback" and l.state != "DOWN"]
         if not up:
             return f"{describe_ns(src)} has no interface that is up (besides lo)"
@@ -47,11 +52,34 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
     rivals = [r for r in routes if r.dst == best.dst and r.dev != best.dev]
     if rivals:
         devices = ", ".join(r.dev for r in [best, *rivals])
-        return (f"{len(rivals) + 1} routes cover {best.dst} ({devices}): the first one wins, so traffic "
+        text = (f"{len(rivals) + 1} routes cover {best.dst} ({devices}): the first one wins, so traffic "
                 f"for {address} leaves by {best.dev} only — one subnet wants one link (a bridge)")
+        # Name the address that makes the extra route, with the command that deletes it.
+        for r in [best, *rivals]:
+            link = namespace.link(r.dev) if r.dev else None
+            if link is None or link.kind == "bridge":
+                continue
+            stray = next((a for a in link.notable_addresses
+                          if ipaddress.ip_interface(a).network == ipaddress.ip_network(best.dst, strict=False)), None)
+            if stray and any(l.kind == "bridge" for l in namespace.links if l.name in {x.dev for x in [best, *rivals]}):
+                return (f"{text}; {link.name} still has {stray}, which makes the route by {link.name}: delete it: "
+                        f"{command_prefix(src)}ip address delete {stray} dev {link.name}")
+        return text
     out = namespace.link(best.dev) if best.dev else None
     if out is not None and out.state != "UP":
         return f"the route to {address} leaves by {out.name}, which is {out.state}"
+    far = snapshot.link(*out.peer) if out is not None and out.peer else None
+    if far is not None and far.state != "UP":
+        return (f"the other end of {out.name}, {far.name} in {describe_ns(far.ns)}, is {far.state}: "
+                f"{command_prefix(far.ns)}ip link set {far.name} up")
+    if far is not None and far.kind == "veth" and far.master is None and not far.notable_addresses and any(
+            l.kind == "bridge" for l in snapshot.namespaces[far.ns].links):
+        bridge = next(l.name for l in snapshot.namespaces[far.ns].links if l.kind == "bridge" and any(
+            ipaddress.ip_interface(a).network == ipaddress.ip_interface(c).network
+            for a in l.notable_addresses for c in out.notable_addresses) or l.kind == "bridge")
+        return (f"the other end of {out.name}, {far.name} in {describe_ns(far.ns)}, is on no bridge and has no "
+                f"address, so nothing hears {describe_ns(src)}: {command_prefix(far.ns)}ip link set {far.name} "
+                f"master {bridge}")
     if "Connection refused" in result.stderr or "Connection refused" in result.stdout:
         return f"{address} answered, but nothing listens on that port there"
     host = snapshot.namespaces.get(HOST)

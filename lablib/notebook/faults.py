@@ -1,0 +1,391 @@
+"""Find the fault: plant one fault in a working network, chosen per learner, and check
+that the learner fixed *that* fault — not worked around it.
+
+    fault = lab.plant_fault("05-f1", among=["default_route", "ip_forward", "masquerade"],
+                            probe=expect.reaches("c1", "http://198.51.100.10/"))
+    # shows only the symptom; the learner diagnoses with ip, ss, iptables -L -v, tcpdump ...
+    fault.check()        # ✅ when the probe works again, the fault is undone, and nothing
+                         #    else was flattened on the way (rules flushed, policy ACCEPT,
+                         #    namespaces rebuilt under other names)
+
+Which fault a learner gets is fixed by a seed: by default the user name and the
+exercise, so an instructor reproduces it with `seed="alice:05-f1"` (or the environment
+variable LABLIB_FAULT_SEED); LABLIB_FAULT=kind forces one kind (for tests and demos).
+The fault's kind appears only in the progress file and, once solved, in the result.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import ipaddress
+import os
+import re
+import shlex
+
+from ..model.errors import LabError
+from ..model.state import HOST, Snapshot
+from .checks import CheckResult, Verdict, neighbour, reaches, resolves, route, sysctl
+
+WRONG_MAC = "02:00:5e:00:00:66"          # a unicast, locally administered MAC nobody has
+WRONG_NAMESERVER = "198.51.100.54"       # in the simulated internet, where nothing answers DNS
+
+
+class Context:
+    """What a fault is planted relative to: the probe's namespace, its gateway, and the
+    lab host's side of its cable — read from the kernel, not declared."""
+
+    def __init__(self, lab, probe: reaches, snapshot: Snapshot):
+        self.probe, self.ns = probe, probe.src
+        namespace = snapshot.namespaces.get(self.ns)
+        if namespace is None:
+            raise LabError(f"namespace {self.ns} does not exist: build the network before planting a fault")
+        default = next((r for r in namespace.routes if r.dst == "default"), None)
+        self.gateway = default.gateway if default else None
+        self.dev = default.dev if default else None
+        link = namespace.link(self.dev) if self.dev else None
+        self.address = next((a for a in (link.notable_addresses if link else []) if ":" not in a), None)
+        peer = snapshot.link(*link.peer) if link and link.peer else None
+        self.host_port = peer.name if peer else None
+        self.bridge = peer.master if peer else None
+        self.uplink = "eth0"
+
+
+class Fault:
+    """One kind of fault: how to plant it, and what 'fixed' means for it."""
+    kind = ""
+    symptom_needs = ""      # what kind of probe it breaks (for the author's error message)
+
+    def __init__(self, lab, context: Context):
+        self.lab, self.c = lab, context
+        self.saved: dict = {}
+
+    def plant(self) -> None:
+        raise NotImplementedError
+
+    def fixed(self, snapshot: Snapshot) -> list[Verdict]:
+        """Verdicts that the planted fault itself is undone."""
+        raise NotImplementedError
+
+    def repair(self) -> list[str]:
+        """The commands that undo this fault (for the hidden solution cell)."""
+        raise NotImplementedError
+
+    def allowed_removals(self) -> set[tuple[str, str, str, str]]:
+        """Rules the fix may delete (the planted one)."""
+        return set()
+
+    def sh(self, command: str, ns: str | None = None) -> str:
+        return self.lab.sh(command, ns=None if ns in (None, HOST) else ns).stdout
+
+
+class LoDown(Fault):
+    kind, symptom_needs = "lo_down", "a probe to the namespace's own or loopback address"
+
+    def plant(self):
+        self.sh("ip link set lo down", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip link set lo up"]
+
+    def fixed(self, snapshot):
+        from .checks import interface
+        return [interface(self.c.ns, "lo", up=True).judge(self.lab, snapshot)]
+
+
+class DefaultRoute(Fault):
+    kind, symptom_needs = "default_route", "a probe that leaves the namespace's subnet"
+
+    def plant(self):
+        network = ipaddress.ip_interface(self.c.address).network
+        wrong = next(str(h) for h in reversed(list(network.hosts())[-20:]) if str(h) != self.c.gateway)
+        self.saved["wrong"] = wrong
+        self.sh(f"ip route replace default via {wrong} dev {self.c.dev}", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip route replace default via {self.c.gateway} dev {self.c.dev}"]
+
+    def fixed(self, snapshot):
+        return [route(self.c.ns, "default", via=self.c.gateway).judge(self.lab, snapshot)]
+
+
+class IpForward(Fault):
+    kind, symptom_needs = "ip_forward", "a probe routed by the lab host"
+
+    def plant(self):
+        self.sh("sysctl -qw net.ipv4.ip_forward=0")
+
+    def repair(self) -> list[str]:
+        return ["sysctl -w net.ipv4.ip_forward=1"]
+
+    def fixed(self, snapshot):
+        return [sysctl("net.ipv4.ip_forward", "1").judge(self.lab, snapshot)]
+
+
+class Masquerade(Fault):
+    kind, symptom_needs = "masquerade", "a probe to the outside world, with a MASQUERADE for the subnet"
+
+    def plant(self):
+        lines = self.sh("iptables -t nat -S POSTROUTING").splitlines()
+        mine = [line for line in lines if "MASQUERADE" in line and self._covers(line)]
+        if not mine:
+            raise LabError(f"no MASQUERADE rule covers {self.c.address}: there is no masquerade to remove")
+        self.saved["rules"] = mine
+        for line in mine:
+            self.sh(f"iptables -t nat {line.replace('-A ', '-D ', 1)}")
+
+    def _covers(self, line: str) -> bool:
+        from ..views.rules import parse_rule
+        rule = parse_rule(line)
+        source = rule.matches.get("source")
+        if source is None:
+            return True
+        inside = ipaddress.ip_interface(self.c.address).ip in source.value
+        return inside != source.negated
+
+    def repair(self) -> list[str]:
+        return [f"iptables -t nat {line}" for line in self.saved["rules"]]
+
+    def fixed(self, snapshot):
+        from ..views.rules import parse_rule
+        host = snapshot.namespaces[HOST]
+        rules = [r.rule for r in host.rules if r.table == "nat" and r.chain == "POSTROUTING"
+                 and r.source == "iptables" and not r.rule.startswith("policy")]
+        for text in rules:
+            parsed = parse_rule(text)
+            out = parsed.matches.get("out")
+            leaves_uplink = out is None or (out.value == self.c.uplink) != out.negated
+            if parsed.target in ("MASQUERADE", "SNAT") and self._covers(text) and leaves_uplink:
+                if parsed.matches.get("source") is None and out is None:
+                    return [Verdict(False, "a MASQUERADE for the containers' subnet, leaving by eth0",
+                                    f"`{text}` masquerades everything, on every interface (even between "
+                                    "containers): limit it by source or out-interface, as Docker does")]
+                return [Verdict(True, "a MASQUERADE for the containers' subnet, leaving by eth0")]
+        return [Verdict(False, "a MASQUERADE for the containers' subnet, leaving by eth0",
+                        "no nat POSTROUTING rule masquerades packets from the containers' subnet that leave by eth0; "
+                        "compare with: iptables -t nat -S POSTROUTING")]
+
+
+class ForwardDrop(Fault):
+    kind, symptom_needs = "forward_drop", "a probe routed by the lab host's FORWARD chain"
+
+    def plant(self):
+        address = ipaddress.ip_interface(self.c.address).ip
+        self.saved["rule"] = f"-A FORWARD -s {address}/32 -j DROP"
+        self.sh(f"iptables -I FORWARD 1 -s {address} -j DROP")
+
+    def allowed_removals(self):
+        return {(HOST, "filter", "FORWARD", self.saved["rule"])}
+
+    def repair(self) -> list[str]:
+        return [f"iptables {self.saved['rule'].replace('-A ', '-D ', 1)}"]
+
+    def fixed(self, snapshot):
+        present = any(r.rule == self.saved["rule"] for r in snapshot.namespaces[HOST].rules
+                      if r.table == "filter" and r.chain == "FORWARD")
+        return [Verdict(not present, f"no FORWARD rule drops {self.c.ns}'s packets",
+                        "a FORWARD rule still drops them: find it with iptables -L FORWARD -v -n --line-numbers")]
+
+
+class ResolvConf(Fault):
+    kind, symptom_needs = "resolv_conf", "a probe by name (http://example.com/)"
+
+    def plant(self):
+        path = f"/etc/netns/{self.c.ns}/resolv.conf"
+        self.saved["before"] = self.lab.sh(f"cat {path}", check=False).stdout
+        self.sh(f"mkdir -p /etc/netns/{self.c.ns} && printf 'nameserver {WRONG_NAMESERVER}\\n' > {path}")
+
+    def repair(self) -> list[str]:
+        return [f"printf %s {shlex.quote(self.saved['before'])} > /etc/netns/{self.c.ns}/resolv.conf" if self.saved["before"] else f"rm /etc/netns/{self.c.ns}/resolv.conf"]
+
+    def fixed(self, snapshot):
+        name = self.c.probe._address()
+        return [resolves(self.c.ns, name, dns=True).judge(self.lab, snapshot)]
+
+
+class StaleArp(Fault):
+    kind, symptom_needs = "arp", "a probe through the namespace's gateway"
+
+    def plant(self):
+        self.sh(f"ip neigh replace {self.c.gateway} lladdr {WRONG_MAC} dev {self.c.dev} nud permanent", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} ip neigh del {self.c.gateway} dev {self.c.dev}"]
+
+    def fixed(self, snapshot):
+        return [neighbour(self.c.ns, self.c.gateway).judge(self.lab, snapshot)]
+
+
+class Hairpin(Fault):
+    kind, symptom_needs = "hairpin", "a container reaching its own published port"
+
+    def plant(self):
+        self.sh(f"bridge link set dev {self.c.host_port} hairpin off")
+
+    def repair(self) -> list[str]:
+        return [f"bridge link set dev {self.c.host_port} hairpin on"]
+
+    def fixed(self, snapshot):
+        text = self.lab.sh(f"bridge -d link show dev {self.c.host_port}", check=False).stdout
+        on = re.search(r"\bhairpin on\b", text) is not None
+        return [Verdict(on, f"hairpin mode is on for {self.c.host_port}",
+                        f"{self.c.host_port}'s hairpin mode is off: see bridge -d link show dev {self.c.host_port}")]
+
+
+KINDS = {cls.kind: cls for cls in (LoDown, DefaultRoute, IpForward, Masquerade, ForwardDrop, ResolvConf,
+                                   StaleArp, Hairpin)}
+
+
+def choose(exercise: str, among: list[str], seed: str | None = None) -> tuple[str, str]:
+    """(kind, seed): the learner's fault, the same every time for the same seed."""
+    forced = os.environ.get("LABLIB_FAULT", "")
+    seed = seed or os.environ.get("LABLIB_FAULT_SEED") or f"{getpass.getuser()}:{exercise}"
+    if forced:
+        for part in forced.split(","):    # "arp" or "05-f1=arp,07-f1=hairpin"
+            key, _, kind = part.rpartition("=")
+            if key in ("", exercise) and kind in among:
+                return kind, seed
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    return among[digest % len(among)], seed
+
+
+class PlantedFault:
+    """The fault a learner must find. Its repr shows only the symptom."""
+
+    def __init__(self, lab, exercise: str, among: list[str], probe: reaches, seed: str | None = None):
+        unknown = [kind for kind in among if kind not in KINDS]
+        if unknown:
+            raise LabError(f"unknown fault {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+        if not isinstance(probe, reaches) or type(probe).__name__ != "reaches":
+            raise LabError("probe= must be an expect.reaches(...) that works before the fault is planted")
+        self.lab, self.exercise, self.probe = lab, exercise, probe
+        self.kind, self.seed = choose(exercise, list(among), seed)
+        before = lab.snapshot(kinds={"routes", "rules", "sysctls"})
+        if not probe.judge(lab, before).ok:
+            raise LabError(f"{exercise}: the probe ({probe._claim()}) fails before any fault is planted; "
+                           "plant a fault in a working network")
+        self._fault = KINDS[self.kind](lab, Context(lab, probe, before))
+        self._fault.plant()
+        self.baseline = lab.snapshot(kinds={"links", "routes", "rules", "sysctls"})
+        self.symptom = self._symptom()
+        if self.symptom is None:
+            raise LabError(f"{exercise}: fault {self.kind} does not break the probe ({probe._claim()}); "
+                           f"it breaks {KINDS[self.kind].symptom_needs}")
+        self.result: CheckResult | None = None
+        from ..course.progress import record
+        record(exercise, _Planted(exercise, self.kind, self.seed), kind="fault-planted", fault=self.kind,
+               seed=self.seed)
+
+    def solution(self) -> list[str]:
+        """The commands that repair the planted fault — for the notebook's hidden solution
+        cell (`for command in fault.solution(): lab.sh(command)`), never for the learner."""
+        return self._fault.repair()
+
+    def _symptom(self) -> str | None:
+        command, _ = self.probe._command()
+        from .checks import _probe
+        result = _probe(self.lab, command, self.probe.src, self.probe.timeout + 5)
+        if result is not None and result.ok:
+            return None
+        said = "" if result is None else next((line.strip() for line in reversed(
+            (result.stderr + "\n" + result.stdout).splitlines()) if line.strip()), "")
+        said = re.sub(r"after \d+ milliseconds", f"after {self.probe.timeout:g} s", said)   # same words each run
+        return f"`{command}` in {self.probe.src} " + (f"fails: {said}" if said else "gets no answer")
+
+    def check(self) -> CheckResult:
+        """✅ when the probe works again, the planted fault is undone, and nothing was
+        flattened to get there."""
+        snapshot = self.lab.snapshot(kinds={"links", "routes", "rules", "sysctls", "neighbours"})
+        probe = self.probe.judge(self.lab, snapshot)
+        if not probe.ok:
+            # The probe's own hint would name the fault: say only that the symptom remains.
+            still = self._symptom() or "it failed once, then worked: run the check again"
+            verdicts = [Verdict(False, probe.claim, f"still broken: {still}")]
+        else:
+            verdicts = [probe, *self._fault.fixed(snapshot), *self._no_workaround(snapshot)]
+        result = CheckResult(self.exercise, verdicts)
+        result.kind, result.fault = "fault", self.kind
+        self.result = result
+        from ..course.progress import record
+        record(self.exercise, result, fault=self.kind, seed=self.seed)
+        return _FaultResult(result, self.kind)
+
+    def _no_workaround(self, snapshot: Snapshot) -> list[Verdict]:
+        claim = "the network was repaired, not replaced (namespaces, links, rules and policies kept)"
+        old, new = self.baseline.namespaces, snapshot.namespaces
+        gone = [ns for ns in old if ns not in new]
+        if gone:
+            return [Verdict(False, claim, f"namespace {gone[0]} was deleted: the fault is in the network as it was; "
+                                          "rebuild it as it was, then find the one thing that is wrong")]
+        added = [ns for ns in new if ns not in old]
+        if added:
+            return [Verdict(False, claim, f"new namespace {added[0]}: fix the network that is there, "
+                                          f"not a new one (ip netns del {added[0]})")]
+        for ns, namespace in old.items():
+            now = {link.name: link.index for link in new[ns].links}
+            lost = [link.name for link in namespace.links if link.name not in now]
+            if lost:
+                return [Verdict(False, claim, f"{lost[0]} in {ns} was deleted or renamed: put it back as it was")]
+            remade = [link.name for link in namespace.links if now[link.name] != link.index]
+            if remade:
+                return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
+                                              "network instead of finding what was wrong with it")]
+        allowed = self._fault.allowed_removals()
+        for ns, namespace in old.items():
+            now = {(r.table, r.chain, r.rule) for r in new[ns].rules}
+            for r in namespace.rules:
+                if r.source != "iptables":
+                    continue
+                if r.rule.startswith("policy") and (r.table, r.chain, r.rule) not in now:
+                    have = next((x.rule for x in new[ns].rules if (x.table, x.chain) == (r.table, r.chain)
+                                 and x.rule.startswith("policy")), "")
+                    return [Verdict(False, claim, f"the {r.table} {r.chain} {r.rule} was changed ({have}): set it "
+                                                  f"back: iptables -t {r.table} -P {r.chain} {r.rule.split()[1]}")]
+                if (r.table, r.chain, r.rule) not in now and (ns, r.table, r.chain, r.rule) not in allowed:
+                    missing = sum(1 for x in namespace.rules if x.source == "iptables"
+                                  and (x.table, x.chain, x.rule) not in now)
+                    return [Verdict(False, claim, f"{missing} rule(s) that were there are gone (such as `{r.rule}` in "
+                                                  f"{r.table}): the fault was one thing; put them back "
+                                                  f"(iptables -t {r.table} {r.rule})")]
+            for r in new[ns].rules:
+                if r.source == "iptables" and (r.table, r.chain) == ("filter", "FORWARD") and \
+                        r.rule.split() == ["-A", "FORWARD", "-j", "ACCEPT"]:
+                    return [Verdict(False, claim, "`-A FORWARD -j ACCEPT` accepts everything: that hides the "
+                                                  "fault instead of fixing it; delete it: iptables -D FORWARD -j ACCEPT")]
+        return [Verdict(True, claim)]
+
+    def __repr__(self) -> str:
+        lines = [f"🔧 {self.exercise}: something in this network is broken (your seed: {self.seed}).",
+                 f"   symptom: {self.symptom}",
+                 "   find the cause with ip, ss, iptables -L -v -n, tcpdump, conntrack; fix that one thing; "
+                 "then run the check"]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class _FaultResult(CheckResult):
+    def __init__(self, result: CheckResult, kind: str):
+        super().__init__(result.exercise, result.verdicts)
+        self.fault_kind = kind
+
+    def text(self) -> str:
+        text = super().text()
+        return text + (f"\n  the fault was: {self.fault_kind}" if self.passed else "")
+
+    def data(self) -> dict:
+        data = super().data()
+        data["kind"] = "fault"
+        if self.passed:
+            data["fault"] = self.fault_kind
+        return data
+
+
+class _Planted:
+    passed = False
+
+    def __init__(self, exercise: str, kind: str, seed: str):
+        self.exercise, self.fault, self.seed = exercise, kind, seed
+
+    def data(self) -> dict:
+        return {"kind": "fault-planted", "exercise": self.exercise}
