@@ -179,3 +179,59 @@ def test_vxlan_frame_is_decoded_to_its_inner_packet():
 def test_build_hosts_refuses_what_cannot_be_built(lab, arguments, message):
     with pytest.raises(ValueError, match=message):
         lab.build_hosts(2, **arguments)
+
+
+@pytest.mark.parametrize("kind, cause", [
+    ("vxlan_mtu", "MTU at most 1450"),
+    ("vxlan_fdb", "flooding to 10.168.0.3"),
+    ("vxlan_vni", "is VXLAN 42 on UDP 4789"),
+])
+def test_each_overlay_fault_breaks_a_full_size_ping_and_only_its_repair_passes(lab, monkeypatch, kind, cause):
+    monkeypatch.setenv("LABLIB_FAULT", kind)
+    lab.build_hosts(2, subnet="10.0.0.0/24", vxlan=42)
+    fault = lab.plant_fault("09-t", among=["vxlan_mtu", "vxlan_fdb", "vxlan_vni"],
+                            probe=expect.reaches("c1", "10.0.0.4", size=1472, timeout=1))
+    assert fault.kind == kind and "fails" in fault.symptom
+    assert not fault.check().passed
+    for command in fault.solution():
+        lab.sh(command)
+    lab.sh("ip neigh flush dev eth0", ns="c1")   # c1 gave up on c3's MAC while it was broken
+    result = fault.check()
+    assert result.passed, result.text()
+    assert cause in result.text() and "crosses the underlay (10.168.0.2 → 10.168.0.3) wrapped in VXLAN 42" in result.text()
+
+
+def test_rebuilding_the_vxlan_device_is_no_repair_of_a_missing_flood_entry(lab, monkeypatch):
+    monkeypatch.setenv("LABLIB_FAULT", "vxlan_fdb")
+    lab.build_hosts(2, subnet="10.0.0.0/24", vxlan=42)
+    fault = lab.plant_fault("09-t", among=["vxlan_fdb"], probe=expect.reaches("c1", "10.0.0.4", size=1472, timeout=1))
+    lab.sh("ip link del vxlan0 && ip link add vxlan0 type vxlan id 42 dstport 4789 dev eth0 local 10.168.0.2 && "
+           "ip link set vxlan0 master docker0 up && bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst 10.168.0.3",
+           ns="host1")
+    lab.sh("ip neigh flush dev eth0", ns="c1")
+    result = fault.check()
+    assert not result.passed and "vxlan0 in host1 was deleted and made again" in result.text()
+
+
+def test_vxlan_claim_reads_the_vni_the_bridge_and_where_broadcasts_go(lab):
+    lab.build_hosts(2, subnet="10.0.0.0/24", span=True)
+    claim = expect.vxlan("host1", "vxlan0", vni=42, master="docker0", remotes=["10.168.0.3"])
+    assert "there is no VXLAN device vxlan0" in lab.check("v", claim).text()
+    lab.sh("ip link add vxlan0 type vxlan id 7 dstport 4789 dev eth0", ns="host1")
+    assert "it is VXLAN 7 on UDP 4789" in lab.check("v", claim).text()
+    lab.sh("ip link del vxlan0 && ip link add vxlan0 type vxlan id 42 dstport 4789 dev eth0 && "
+           "ip link set vxlan0 master docker0 up", ns="host1")
+    assert "broadcasts (ARP) go to no host" in lab.check("v", claim).text()
+    lab.sh("bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst 10.168.0.3", ns="host1")
+    assert lab.check("v", claim).passed
+
+
+def test_a_prediction_about_the_underlay_reads_the_outer_header(lab):
+    lab.build_hosts(2, subnet="10.0.0.0/24", vxlan=42)
+    p = lab.predict("09-t", "source on host2's eth0?", choices={"a": "10.0.0.2", "b": "10.168.0.2"})
+    p.answer = "b"
+    q = lab.predict("09-t", "inner source?", choices={"a": "10.0.0.2", "b": "10.168.0.2"}, answer="a")
+    with lab.trace("icmp or udp port 4789") as t:
+        lab.sh("ping -c1 10.0.0.4", ns="c1")
+    assert p.observe_trace(t, "outer_source_at", at="host2").passed
+    assert q.observe_trace(t, "source_at", at="host2").passed      # the inner header, as before

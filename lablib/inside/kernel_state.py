@@ -99,6 +99,9 @@ def _read_namespace(name: str, path: str | None, kinds: frozenset[str], owners: 
             entries = _fdb(name, ipr, names)
             for link in tunnels:
                 link.vxlan["remotes"] = sorted({e.dst for e in entries if e.port == link.name and e.dst})
+                # Where broadcasts (ARP) go: the all-zeros entries (`bridge fdb append 00:00:...`).
+                link.vxlan["flood"] = sorted({e.dst for e in entries if e.port == link.name and e.dst
+                                              and e.mac == "00:00:00:00:00:00"})
         if "routes" in kinds:
             # The main table, as `ip route` shows it (the local table holds the kernel's own).
             namespace.routes = [_route(name, raw, names)
@@ -148,7 +151,7 @@ def _vxlan(info, names: dict[int, str]) -> dict:
     return {"id": data.get("IFLA_VXLAN_ID"), "dstport": data.get("IFLA_VXLAN_PORT"),
             "local": data.get("IFLA_VXLAN_LOCAL"), "dev": names.get(underlay) if underlay else None,
             "group": data.get("IFLA_VXLAN_GROUP"), "learning": bool(data.get("IFLA_VXLAN_LEARNING")),
-            "remotes": []}
+            "remotes": [], "flood": []}
 
 
 def _route(ns: str, raw, names: dict[int, str]) -> Route:

@@ -360,8 +360,10 @@ class reaches(Claim):
     """From namespace `src`, a target answers: an IP (ping), "IP:PORT" (TCP) or a URL (HTTP)."""
     needs = {"routes", "sysctls", "rules"}
 
-    def __init__(self, src: str | None, target: str, *, expect_text: str | None = None, timeout: float = 2):
+    def __init__(self, src: str | None, target: str, *, expect_text: str | None = None, timeout: float = 2,
+                 size: int | None = None):
         self.src, self.target, self.expect_text, self.timeout = canonical_ns(src), target, expect_text, timeout
+        self.size = size     # a ping's payload (ping -s): 1472 makes a full 1500-byte packet
 
     def _command(self) -> tuple[str, str]:
         t = int(max(1, self.timeout))
@@ -370,6 +372,8 @@ class reaches(Claim):
         if re.fullmatch(r"[\d.]+:\d+", self.target):
             host, port = self.target.split(":")
             return f"timeout {t} bash -c 'exec 3<>/dev/tcp/{host}/{port}'", "TCP"
+        if self.size:
+            return f"ping -c1 -W{t} -s {self.size} {self.target}", f"ping of {self.size + 28} bytes"
         return f"ping -c1 -W{t} {self.target}", "ping"
 
     def _claim(self) -> str:
@@ -534,44 +538,12 @@ class vxlan(Claim):
                                          f"{run}ip link set {self.name} master {self.master}")
         if link.state == "DOWN":
             return Verdict(False, claim, f"it is DOWN: {run}ip link set {self.name} up")
-        flooding = {entry.dst for entry in namespace.fdb
-                    if entry.port == self.name and entry.dst and entry.mac == "00:00:00:00:00:00"}
+        flooding = set(have.get("flood", []))
         missing = [remote for remote in self.remotes if remote not in flooding]
         if missing:
             return Verdict(False, claim, f"broadcasts (ARP) go to {', '.join(sorted(flooding)) or 'no host'} "
                                          f"({run}bridge fdb show dev {self.name}); missing: {', '.join(missing)}")
         return Verdict(True, claim)
-
-    needs = {"fdb"}
-
-
-class predicted(Claim):
-    """A prediction about a trace: which addresses (and protocol) the outermost IP header
-    of the first packet matching `packet` carried at `interface` of `ns`. The trace is
-    real; the claim compares the learner's `prediction` with it."""
-
-    def __init__(self, trace, prediction: dict | None, *, ns: str, interface: str, packet: str = "echo request"):
-        self.trace, self.prediction, self.ns, self.interface, self.packet = trace, prediction, ns, interface, packet
-
-    def judge(self, lab, snapshot):
-        claim = f"your prediction of the IP header on {self.ns}'s {self.interface}"
-        wanted = dict(self.prediction or {})
-        empty = [key for key, value in wanted.items() if value in (None, "")]
-        if not wanted or empty:
-            return Verdict(False, claim, "there is no prediction yet: fill in " + (", ".join(empty) or "the prediction")
-                           + " in the prediction cell, then run the trace")
-        hop = next((h for p in self.trace.packets if self.packet in p.summary for h in p.hops
-                    if (h.ns, h.interface) == (self.ns, self.interface)), None)
-        if hop is None:
-            return Verdict(False, claim, f"the trace saw no {self.packet} on {self.ns}'s {self.interface}: "
-                                         "run the traced ping again")
-        seen = ({"src": hop.outer_src, "dst": hop.outer_dst, "protocol": "udp"} if hop.encapsulated
-                else {"src": hop.src, "dst": hop.dst, "protocol": hop.protocol})
-        wrong = [key for key, value in wanted.items() if str(value).lower() != str(seen.get(key)).lower()]
-        if wrong:
-            return Verdict(False, claim, f"not what the trace saw for {', '.join(wrong)}: read the rows of "
-                                         f"t.table() for {self.ns} {self.interface}")
-        return Verdict(True, claim + ": " + ", ".join(f"{key} {seen[key]}" for key in wanted))
 
 
 class encapsulated(Claim):

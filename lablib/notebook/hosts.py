@@ -17,7 +17,6 @@ the learner reaches a container with `ip netns exec c3 ...` and its host with
 from __future__ import annotations
 
 import ipaddress
-import random
 import shlex
 from dataclasses import dataclass, field
 
@@ -55,21 +54,6 @@ class Cluster:
     script: str = ""
     lab: object = field(default=None, repr=False)
 
-    def plant_fault(self, seed: int) -> "Fault":
-        """Break this cluster's VXLAN overlay in one of the ways overlays break — a
-        container MTU that ignores the tunnel's 50 bytes, a missing FDB entry, a VNI
-        that differs between hosts — chosen by `seed`. The fault is not named; find it
-        with the real tools."""
-        if self.vxlan is None or len(self.hosts) < 2:
-            raise ValueError("plant_fault() breaks an overlay: build it with build_hosts(2, ..., vxlan=42)")
-        name = random.Random(seed).choice(sorted(FAULTS))
-        first, second = list(self.hosts.values())[:2]
-        commands = FAULTS[name](self, first, second)
-        # Forget what the containers and bridges learned, so the fault shows at once.
-        commands += [f"ip netns exec {c} ip neigh flush all" for c in self.containers]
-        self.lab.sh("\n".join(commands))
-        return Fault(seed, name)
-
     def host_of(self, container: str) -> Host:
         """The host a container lives on."""
         for host in self.hosts.values():
@@ -89,37 +73,6 @@ class Cluster:
         lines = [f"<Cluster on {self.lan}" + (f", VXLAN {self.vxlan}" if self.vxlan is not None else "") + ":"]
         lines += [f"  {host!r}" for host in self.hosts.values()]
         return "\n".join(lines) + ">"
-
-
-@dataclass
-class Fault:
-    """A fault planted in a lab; `name` says which (look only after you have found it)."""
-    seed: int
-    name: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"<a fault was planted (seed {self.seed}): the overlay no longer does its job>"
-
-
-def _container_mtu(cluster: Cluster, first: Host, second: Host) -> list[str]:
-    return [f"ip -n {c} link set eth0 mtu 1500" for c in cluster.containers]
-
-
-def _missing_fdb_entry(cluster: Cluster, first: Host, second: Host) -> list[str]:
-    return [f"ip netns exec {first.name} bridge fdb del 00:00:00:00:00:00 dev vxlan0 dst {second.address}"]
-
-
-def _vni_differs(cluster: Cluster, first: Host, second: Host) -> list[str]:
-    run = f"ip netns exec {second.name} "
-    return [f"{run}ip link del vxlan0",
-            f"{run}ip link add vxlan0 type vxlan id {cluster.vxlan + 1} dstport {VXLAN_PORT} dev {UPLINK} "
-            f"local {second.address}",
-            f"{run}ip link set vxlan0 master {second.bridge} up",
-            *[f"{run}bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst {other.address}"
-              for other in cluster.hosts.values() if other is not second]]
-
-
-FAULTS = {"container mtu": _container_mtu, "missing fdb entry": _missing_fdb_entry, "vni differs": _vni_differs}
 
 
 def _subnets(subnet: str | list[str] | tuple[str, ...], count: int) -> list[str]:
@@ -192,7 +145,9 @@ def plan_hosts(count: int, containers: int, subnet: str | list[str] | tuple[str,
                     f"iptables -t nat -A POSTROUTING -s {lan} -o {UPLINK} -j MASQUERADE"]
     for name, host in cluster.hosts.items():
         run = f"ip netns exec {name} "
+        # Docker's FORWARD chain: policy DROP, and accepts for its bridge's traffic.
         steps.shell += [f"{run}sysctl -qw net.ipv4.ip_forward=1",
+                        f"{run}iptables -P FORWARD DROP",
                         f"{run}iptables -A FORWARD -i {bridge} -o {UPLINK} -j ACCEPT",
                         f"{run}iptables -A FORWARD -i {UPLINK} -o {bridge} -j ACCEPT",
                         f"{run}iptables -A FORWARD -i {bridge} -o {bridge} -j ACCEPT"]
