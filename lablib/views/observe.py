@@ -22,11 +22,20 @@ TRACE_FACTS = {
 
 
 def _first_flow(packets: list[Packet]) -> list[Packet]:
-    ip = [p for p in packets if p.hops and p.first.protocol != "arp"]
+    # The experiment's packets: not ARP, and not a host's own multicast chatter (an IGMP
+    # report a bridge sends when it comes up) that the trace happened to catch first.
+    ip = [p for p in packets if p.hops and p.first.protocol != "arp" and not _multicast(p.first.dst)]
     if not ip:
         return []
     flow = ip[0].flow
     return [p for p in ip if p.flow == flow]
+
+
+def _multicast(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_multicast
+    except ValueError:
+        return False
 
 
 def trace_fact(packets: list[Packet], fact: str, at: str | None = None) -> str:
