@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..model.world import UPLINK
-from .builder import Plan, _heredoc, docker_mac
+from .builder import Plan, docker_mac
 
 LAN = "10.168.0.0/24"          # the hosts' own network (seed 000: 10.168.0.3 is the other host)
 LAN_BRIDGE = "lan0"
@@ -52,7 +52,6 @@ class Cluster:
     hosts: dict[str, Host] = field(default_factory=dict)
     vxlan: int | None = None
     script: str = ""
-    lab: object = field(default=None, repr=False)
 
     def host_of(self, container: str) -> Host:
         """The host a container lives on."""
@@ -160,6 +159,10 @@ def plan_hosts(count: int, containers: int, subnet: str | list[str] | tuple[str,
     return steps, cluster
 
 
+def _heredoc(command: str, lines: list[str]) -> str:
+    return f"{command} <<'EOF'\n" + "\n".join(lines) + "\nEOF"
+
+
 def _ipv6_off(name: str) -> str:
     return f"ip netns exec {shlex.quote(name)} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 " \
         "net.ipv6.conf.default.disable_ipv6=1"
@@ -192,7 +195,7 @@ def build_hosts(lab, count: int = 2, *, containers: int = 2, subnet: str | list[
                 mtu: int | None = None, show: bool = False) -> Cluster:
     """Build the hosts in `lab` with real commands; see Lab.build_hosts."""
     steps, cluster = plan_hosts(count, containers, subnet, bridge, span, nat, vxlan, mtu)
-    cluster.script, cluster.lab = readable(steps), lab
+    cluster.script = readable(steps)
     if show:
         print(cluster.script)
     lab.sh(script(steps), timeout=30.0)
