@@ -44,9 +44,9 @@ class TraceResult:
                     "direction": hop.direction, "summary": hop.summary,
                     "eth src": hop.eth_src, "eth dst": hop.eth_dst, "src": hop.src, "dst": hop.dst,
                     "sport": hop.sport, "dport": hop.dport, "ttl": hop.ttl,
+                    "outer src": hop.outer_src, "outer dst": hop.outer_dst, "vni": hop.vni,
                     "netfilter": "; ".join(str(s) for s in steps),
                     "change": packet.changes.get(hop.ns, "") if closing else "",
-                    "outer src": hop.outer_src, "outer dst": hop.outer_dst, "vni": hop.vni,
                 })
             if packet.dropped_in:
                 rows.append({"flow": packet.flow, "packet": packet.number, "hop": len(packet.hops) + 1,
