@@ -43,6 +43,11 @@ SYLLABUS = {
     "12": [r"搭建完整的容器网络环境", r"state DOWN|DOWN\s", r"iptables -P FORWARD DROP",
            r"IPRoute\(\)", r"NetNS\(", r"netns\.create", r"@lab\.python", r"lab\.call\(", r"lab\.differences\(",
            r"same as the reference"],
+    "09": [r"build_hosts\(", r"host1", r"host2", r"172\.17\.0\.0/16", r"10\.0\.1\.0/24", r"10\.0\.2\.0/24",
+           r"ip route add 10\.0\.2\.0/24 via 10\.168\.0\.3", r"-j RETURN", r"MASQUERADE",
+           r"type vxlan id 42 dstport 4789 dev eth0", r"bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst",
+           r"dst 10\.168\.0\.3 self\b(?! permanent)", r"mtu 1450", r"VXLAN 42 \[ICMP echo request",
+           r"outer src", r"vni", r"tuntap|mode tap", r"Unknown device type", r"lab\.trace\(", r"plant_fault\("],
 }
 
 
