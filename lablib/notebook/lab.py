@@ -100,6 +100,20 @@ class Lab:
         return build(self, containers, bridge=bridge, subnet=subnet, forward=forward, nat=nat,
                      dns=dns, servers=servers, publish=publish, show=show)
 
+    def docker(self, *, fetch: bool = True):
+        """Start real Docker (dockerd, containerd, runc) in this lab host; return when
+        `docker` answers. Then `docker run -d -p 8080:80 --name web busybox httpd -f -p 80
+        -h /var/www` and the rest run as typed, and each container's network namespace
+        appears under its name (in drawings, tables, traces and checks).
+
+        Docker's data lives in the lab host and goes with it. Missing programs are fetched
+        once from Debian (`fetch=False`: raise DockerUnavailable instead).
+        """
+        from .docker import start
+        info = start(self, fetch=fetch)
+        self._changed()
+        return info
+
     def snapshot(self, kinds: set[str] | None = None, namespaces: list[str] | None = None,
                  world: bool = False) -> Snapshot:
         """Read the lab host's kernel state (every namespace, or those named) in one pass.
