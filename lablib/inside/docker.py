@@ -109,7 +109,8 @@ def _image_tar(busybox: str) -> bytes:
         for name in ("bin", "etc", "var", "var/www", "root", "proc", "sys", "dev"):
             add_dir(name)
         add_dir("tmp", 0o1777)
-        tar.add(busybox, arcname="bin/busybox")
+        # Owned by the image's root, whoever owns the file here (maybe an id the lab does not map).
+        tar.add(busybox, arcname="bin/busybox", filter=_owned_by_root)
         for applet in applets:
             if applet != "busybox":
                 info = tarfile.TarInfo(f"bin/{applet}")
@@ -123,6 +124,13 @@ def _image_tar(busybox: str) -> bytes:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode = 0o755
+    return info
 
 
 class Docker:
