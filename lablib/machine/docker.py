@@ -32,7 +32,7 @@ PACKAGES = {
     "busybox-static": {"busybox": "bin/busybox"},
     # Rootless networking as podman does it (notebook 08): a namespace's own user-mode stack.
     "slirp4netns": {"slirp4netns": "usr/bin/slirp4netns"},
-    "libslirp0": {},
+    "libslirp0": {"libslirp.so.0": f"usr/lib/{os.uname().machine}-linux-gnu/libslirp.so.0"},
 }
 DOCKER_PROGRAMS = ("dockerd", "containerd", "containerd-shim-runc-v2", "runc", "docker-proxy", "docker", "busybox")
 FETCH_HINT = "./labkit setup --docker"
@@ -92,7 +92,7 @@ def fetch(quiet: bool = False) -> list[str]:
     if not (tools.find("apt-get") and tools.find("dpkg-deb")):
         return missing()
     wanted = [name for name, files in PACKAGES.items()
-              if not files or any(not (UNPACKED / path).exists() for path in files.values())]
+              if any(not (UNPACKED / path).exists() for path in files.values())]
     if not wanted:
         return missing()
     UNPACKED.mkdir(parents=True, exist_ok=True)
