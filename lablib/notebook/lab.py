@@ -165,6 +165,25 @@ class Lab:
         return comparison(snapshot).style.set_uuid("compare").set_properties(
             **{"white-space": "pre-wrap", "text-align": "left"})
 
+    def compare_rules(self, other: "Lab", labels: tuple[str, str] = ("yours", "Docker's")):
+        """This lab host's firewall next to `other`'s, chain by chain: which rules (and
+        policies, and processes listening on TCP ports) are the same, which differ, and
+        which only one of them has. Made for comparing your rules with real Docker's."""
+        from ..model.state import HOST
+        from ..views.rulesets import side_by_side
+        mine, theirs = (lab.snapshot(kinds={"rules", "sockets"}, namespaces=[HOST]).namespaces[HOST]
+                        for lab in (self, other))
+        frame = side_by_side(mine, theirs, labels)
+        colours = {"same": "color: #2a7a2a", "differs": "color: #b36b00"}
+        return (frame.style.set_uuid("compare-rules").hide(axis="index")
+                .map(lambda verdict: colours.get(verdict, "color: #b00020; font-weight: bold"), subset=[""])
+                .set_properties(**{"white-space": "pre-wrap", "text-align": "left", "font-family": "monospace"}))
+
+    def use(self) -> None:
+        """Make `%%lab` and `%lab` run in this lab host (they follow the newest Lab otherwise)."""
+        from . import magics
+        magics.adopt(self)
+
     def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
         """Show one drawing that redraws itself after every command (docked in JupyterLab)."""
         from .live import LiveView
