@@ -44,9 +44,9 @@ def _pair(left: list[str], right: list[str]) -> list[tuple[str, str, str]]:
     left_policy = next((r for r in left if r.startswith("policy ")), None)
     right_policy = next((r for r in right if r.startswith("policy ")), None)
     # A default policy on both sides says nothing; a DROP (or a difference) does.
+    unmatched = [r for r in unmatched if r != left_policy]
     if (left_policy or right_policy) and {left_policy, right_policy} != {"policy ACCEPT"}:
         rows.append((left_policy or "", right_policy or "", SAME if left_policy == right_policy else DIFFERS))
-        unmatched = [r for r in unmatched if r != left_policy]
     for rule in right:
         if rule == right_policy:
             continue
