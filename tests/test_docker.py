@@ -17,7 +17,7 @@ import host_state
 import pytest
 from conftest import ROOT
 
-from lablib import Lab, expect
+from lablib import Lab, LabError, expect
 from lablib.machine import docker as machine_docker
 
 PUBLISH = "docker run -d --name web -p 8080:80 busybox httpd -f -p 80 -h /var/www"
@@ -174,3 +174,19 @@ def test_nothing_of_docker_is_left_on_the_machine(ending, monkeypatch):
         holder.wait()
     assert _processes_left(mark) == []
     assert host_state.differences(before, host_state.capture()) == []
+
+
+def test_slirp4netns_gives_a_namespace_a_network_with_nothing_on_the_host(lab):
+    """Rootless podman's networking: tap0 10.0.2.100 inside, no interface and no rule outside."""
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        with pytest.raises(LabError, match=r"^slirp4netns needs /dev/net/tun.*chmod 0666 /dev/net/tun$"):
+            lab.slirp4netns("pod")
+        return
+    lab.slirp4netns("pod")
+    inside = lab.sh("ip -br addr show tap0 && ip route", ns="pod").stdout
+    assert "10.0.2.100/24" in inside and "default via 10.0.2.2 dev tap0" in inside
+    host_links = lab.sh("ip -o link show | awk -F': ' '{print $2}'").stdout.split()
+    assert [name.split("@")[0] for name in host_links] == ["lo", "eth0"]
+    assert "-A " not in lab.sh("iptables-save").stdout
+    # The connection leaves from the lab host's own socket: the server sees the host's address.
+    assert lab.sh("curl -sS -m 5 http://example.com/ip", ns="pod").stdout.strip() == "203.0.113.10"

@@ -5,6 +5,8 @@ into the project); what runs inside the lab host is lablib/inside/docker.py.
 """
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -41,3 +43,25 @@ def start(lab, fetch: bool = True) -> DockerInfo:
     raw = lab.sandbox.request("docker_start", programs=machine_docker.programs())
     return DockerInfo(raw["version"], raw["storage"], raw["cgroup_driver"], raw["image"],
                       raw["web_root"], raw["seconds"])
+
+
+SLIRP_RESOLV_CONF = "# slirp4netns's built-in DNS forwarder, as rootless podman writes it\nnameserver 10.0.2.3\n"
+
+
+def slirp4netns(lab, ns: str):
+    """Give namespace `ns` (made if missing) a network as rootless podman does: slirp4netns."""
+    program = machine_docker.programs().get("slirp4netns")
+    if program is None:
+        raise errors.ToolMissing(f"slirp4netns is not on this machine; run {machine_docker.FETCH_HINT}")
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        raise errors.LabError("slirp4netns needs /dev/net/tun, which you may not open on this machine "
+                              "(Debian makes it mode 0666): sudo chmod 0666 /dev/net/tun")
+    if ns not in lab.namespaces():
+        lab.sh(f"ip netns add {shlex.quote(ns)}")
+    lab.sh(f"mkdir -p /etc/netns/{shlex.quote(ns)} && printf %s {shlex.quote(SLIRP_RESOLV_CONF)} "
+           f"> /etc/netns/{shlex.quote(ns)}/resolv.conf")
+    library = shlex.quote(machine_docker.library_path())
+    # stdbuf: slirp4netns says it is ready on stdout, which a pipe would otherwise hold back.
+    return lab.spawn(f"stdbuf -oL env LD_LIBRARY_PATH={library} {shlex.quote(program)} --configure --mtu=65520 "
+                     f"--disable-host-loopback --netns-type=path /run/netns/{shlex.quote(ns)} tap0",
+                     name=f"slirp4netns for {ns}", ready_text="Starting slirp")

@@ -165,6 +165,19 @@ class Lab:
         return comparison(snapshot).style.set_uuid("compare").set_properties(
             **{"white-space": "pre-wrap", "text-align": "left"})
 
+    def slirp4netns(self, ns: str):
+        """Give namespace `ns` (made if missing) a network the way rootless podman does.
+
+        slirp4netns, a process of the host, plays a whole network in user space behind a
+        `tap0` in `ns`: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3. The host gets no
+        veth, no bridge and no iptables rule; the namespace's connections leave from the
+        host's own sockets. Returns the slirp4netns process (stop it to cut the network).
+        """
+        from .docker import slirp4netns
+        process = slirp4netns(self, ns)
+        self._changed()
+        return process
+
     def compare_rules(self, other: "Lab", labels: tuple[str, str] = ("yours", "Docker's")):
         """This lab host's firewall next to `other`'s, chain by chain: which rules (and
         policies, and processes listening on TCP ports) are the same, which differ, and
