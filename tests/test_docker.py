@@ -190,3 +190,13 @@ def test_slirp4netns_gives_a_namespace_a_network_with_nothing_on_the_host(lab):
     assert "-A " not in lab.sh("iptables-save").stdout
     # The connection leaves from the lab host's own socket: the server sees the host's address.
     assert lab.sh("curl -sS -m 5 http://example.com/ip", ns="pod").stdout.strip() == "203.0.113.10"
+
+
+def test_a_container_that_ends_by_itself_leaves_the_drawing(docker_lab):
+    docker_lab.sh("docker run -d --name brief2 busybox sleep 1")
+    assert "brief2" in docker_lab.namespaces()
+    deadline = time.monotonic() + 15      # no command runs meanwhile: only snapshots
+    while "brief2" in docker_lab.snapshot().namespaces and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "brief2" not in docker_lab.snapshot().namespaces
+    docker_lab.sh("docker rm brief2")

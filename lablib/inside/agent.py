@@ -49,7 +49,7 @@ class Agent:
             "cancel": lambda request, emit: self.runner.cancel(request["target"]),
             "spawn": self.op_spawn,
             "process": self.op_process,
-            "namespaces": lambda request, emit: self._namespaces(),
+            "namespaces": self.op_namespaces,
             "leftover": lambda request, emit: bytes(self.runner.leftover),
             "snapshot": self.op_snapshot,
             "trace_start": self.op_trace_start,
@@ -119,6 +119,7 @@ class Agent:
 
     def op_snapshot(self, request: dict, emit: Callable):
         from . import kernel_state as snapshot
+        self._follow_docker()   # a container may have ended on its own since the last command
         return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
                              request.get("namespaces"), request.get("world", False))
 
@@ -147,6 +148,10 @@ class Agent:
         """Any command may have started or removed a container: show its namespace by name."""
         if self.docker is not None:
             self.docker.attach()
+
+    def op_namespaces(self, request: dict, emit: Callable) -> list[str]:
+        self._follow_docker()
+        return self._namespaces()
 
     def _namespaces(self) -> list[str]:
         from .runner import netns_names
