@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ def start(lab, fetch: bool = True) -> DockerInfo:
               f"{machine_docker.UNPACKED} once (nothing is installed)", file=sys.stderr)
         try:
             machine_docker.fetch(quiet=True)
-        except OSError as error:   # e.g. the project folder is not writable by this user
+        except (OSError, subprocess.CalledProcessError) as error:   # e.g. a project folder not ours
             raise errors.DockerUnavailable(f"could not fetch Docker's programs ({error}); "
                                            f"run {machine_docker.FETCH_HINT}") from None
     raw = lab.sandbox.request("docker_start", programs=machine_docker.programs())
