@@ -5,7 +5,6 @@ into the project); what runs inside the lab host is lablib/inside/docker.py.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -54,7 +53,8 @@ def slirp4netns(lab, ns: str):
     program = machine_docker.programs().get("slirp4netns")
     if program is None:
         raise errors.ToolMissing(f"slirp4netns is not on this machine; run {machine_docker.FETCH_HINT}")
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+    # Opened as the lab host's root, who may not be the machine's root (whatever starts the lab).
+    if not lab.sh("exec 3<>/dev/net/tun", check=False).ok:
         raise errors.LabError("slirp4netns needs /dev/net/tun, which you may not open on this machine "
                               "(Debian makes it mode 0666): sudo chmod 0666 /dev/net/tun")
     if ns not in lab.namespaces():
