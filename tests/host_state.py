@@ -140,7 +140,7 @@ def main() -> int:
     for difference in found:
         print("residue on the machine:", difference)
     if not found:
-        print("the machine's network, firewall, resolv.conf and processes are as they were")
+        print("the machine's network, firewall, resolv.conf, mounts, cgroups and processes are as they were")
     return 1 if found else 0
 
 
