@@ -200,3 +200,9 @@ def test_a_container_that_ends_by_itself_leaves_the_drawing(docker_lab):
         time.sleep(0.1)
     assert "brief2" not in docker_lab.snapshot().namespaces
     docker_lab.sh("docker rm brief2")
+
+
+def test_docker_before_lab_docker_says_to_start_it(lab):
+    result = lab.sh("docker ps", check=False)
+    assert not result.ok
+    assert "start it with lab.docker()" in result.failure_message()
