@@ -200,9 +200,12 @@ class Docker:
         (WRAPPERS / "runc").chmod(0o755)
         for name in ("containerd", "containerd-shim-runc-v2", "docker-proxy", "docker"):
             (WRAPPERS / name).symlink_to(self.programs[name])
-        # The learner's `docker` is the one that came with this dockerd.
+        # The learner's `docker` is the one that came with this dockerd, and keeps its
+        # settings in the lab host: not the machine user's ~/.docker, nor its contexts.
         (SHIMS / "docker").unlink(missing_ok=True)
         (SHIMS / "docker").symlink_to(self.programs["docker"])
+        (HOME / "client").mkdir(exist_ok=True)
+        self.runner.env["DOCKER_CONFIG"] = str(HOME / "client")
 
     def info(self, seconds: float | None = None, already: bool = False) -> dict:
         version = api("/version")
