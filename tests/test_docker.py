@@ -90,6 +90,8 @@ def test_checks_judge_docker_containers_like_any_namespace(docker_lab):
     assert docker_lab.check("published", expect.reaches("world:client", "http://203.0.113.10:8080/",
                                                        expect_text=PAGE)).passed
     assert not docker_lab.check("closed", expect.reaches("world:client", "203.0.113.10:8081")).passed
+    assert docker_lab.check("from the container", expect.reaches("web", "http://example.com/"),
+                            expect.interface("web", "eth0", up=True, address="172.17.0.2/16")).passed
 
 
 def test_a_removed_container_leaves_the_namespace_list(docker_lab):

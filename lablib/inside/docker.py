@@ -22,7 +22,9 @@ kernel state, where drawings, tables, traces and checks see them, and goes with 
 - the image is made offline from a static busybox (`docker import`): no registry needed.
 
 Containers' network namespaces are attached under their container names (`ip netns
-attach NAME PID`) after every command, so they appear wherever namespaces do.
+attach NAME PID`) after every command, so they appear wherever namespaces do; the
+container's resolv.conf and hosts become /etc/netns/NAME/'s, so that `ip netns exec NAME`
+resolves names as the container itself does.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -141,7 +144,7 @@ class Docker:
         self.programs = programs
         self.daemon = None
         self.attached: dict[str, str] = {}    # namespace name -> container id
-        self._pids: dict[str, int] = {}       # container id -> its process, once seen
+        self._seen: dict[str, dict] = {}      # container id -> its process and files, once inspected
         self._lock = threading.Lock()
 
     @property
@@ -250,23 +253,39 @@ class Docker:
                 done = subprocess.run(["ip", "netns", "attach", name, str(pid)], capture_output=True)
                 if done.returncode == 0:
                     self.attached[name] = container["Id"]
+                    self._share_files(name, self._seen[container["Id"]])
             for name in [n for n in self.attached if n not in wanted]:
                 self._detach(name)
-            for gone in [i for i in self._pids if i not in wanted.values()]:
-                self._pids.pop(gone)
+            for gone in [i for i in self._seen if i not in wanted.values()]:
+                self._seen.pop(gone)
             return sorted(self.attached)
 
     def _pid(self, container_id: str) -> int | None:
-        if container_id not in self._pids:
+        if container_id not in self._seen:
             try:
-                state = api(f"/containers/{container_id}/json", timeout=5.0)["State"]
-            except (OSError, http.client.HTTPException, DockerUnavailable, KeyError):
+                found = api(f"/containers/{container_id}/json", timeout=5.0)
+            except (OSError, http.client.HTTPException, DockerUnavailable):
                 return None
-            if not state.get("Pid"):
+            if not found.get("State", {}).get("Pid"):
                 return None
-            self._pids[container_id] = state["Pid"]
-        return self._pids[container_id]
+            self._seen[container_id] = {"pid": found["State"]["Pid"], "resolv.conf": found.get("ResolvConfPath"),
+                                        "hosts": found.get("HostsPath")}
+        return self._seen[container_id]["pid"]
+
+    @staticmethod
+    def _share_files(name: str, seen: dict) -> None:
+        """The container's resolv.conf and hosts as /etc/netns/NAME/ files, so that
+        `ip netns exec NAME` (and %%lab NAME, and checks) resolve names as the container does."""
+        folder = Path("/etc/netns") / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in ("resolv.conf", "hosts"):
+                if seen.get(file) and Path(seen[file]).exists():
+                    (folder / file).write_text(Path(seen[file]).read_text())
+        except OSError:
+            pass   # no /etc/netns here (no /etc overlay): host tools then use the host's files
 
     def _detach(self, name: str) -> None:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
         self.attached.pop(name, None)
