@@ -10,14 +10,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lablib import Lab  # noqa: E402
-
 # Marks this run's lab processes, so the residue checks find exactly them (host_state.py).
 os.environ.setdefault("LABKIT_TEST_RUN", f"pytest-{os.getpid()}")
 
 
 @pytest.fixture
 def lab():
+    # Imported here, not above: the offline unit tests (tests/unit) import no sandbox.
+    from lablib import Lab
+
     with Lab(quiet=True) as fresh:
         yield fresh
 
