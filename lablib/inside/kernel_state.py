@@ -18,6 +18,9 @@ import subprocess
 import time
 from pathlib import Path
 
+# The whole package first: the agent imports it in a thread of its own at start-up, and a
+# submodule imported meanwhile from here could be found half-initialised.
+import pyroute2  # noqa: F401
 from pyroute2.netlink import NETLINK_NETFILTER, NETLINK_ROUTE, NETLINK_SOCK_DIAG
 from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, inet_diag_msg, inet_diag_req
 from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES

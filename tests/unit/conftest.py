@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parent
-sys.path.insert(0, str(UNIT))                 # recorded.py, snapshots.py
-sys.path.insert(0, str(UNIT.parent.parent))   # lablib from this checkout
 
 SANDBOX_MODULES = ("lablib.inside", "lablib.notebook", "lablib.cli")
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from snapshots import Build, two_containers
-
 from lablib.model.state import HOST
 from lablib.views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
+from unit.snapshots import Build, two_containers
 
 
 @dataclass

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import re
 
-from recorded import load_snapshot
-from snapshots import Build, two_containers
-
 from lablib.model.state import HOST
 from lablib.views.drawing import draw
+from unit.recorded import load_snapshot
+from unit.snapshots import Build, two_containers
 
 
 def edges(source: str) -> list[tuple[str, str, str]]:

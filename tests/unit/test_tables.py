@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from recorded import load_snapshot
-from snapshots import Build, two_containers
 
 from lablib.model.state import HOST, Connection, Socket
 from lablib.views.tables import KINDS, comparison, table
+from unit.recorded import load_snapshot
+from unit.snapshots import Build, two_containers
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dpkt
 import pytest
-from recorded import load_trace
-from snapshots import two_containers
 
 from lablib.model.state import HOST
 from lablib.views.drawing import Overlay
 from lablib.views.trace import TraceResult
 from lablib.views.trace_assembly import Assembly, netfilter_steps, parse
 from lablib.views.tracedraw import overlay_for
+from unit.recorded import load_trace
+from unit.snapshots import two_containers
 
 
 def assembled(name: str) -> Assembly:
