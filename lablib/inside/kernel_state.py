@@ -22,7 +22,13 @@ from pathlib import Path
 # submodule imported meanwhile from here could be found half-initialised.
 import pyroute2  # noqa: F401
 from pyroute2.netlink import NETLINK_NETFILTER, NETLINK_ROUTE, NETLINK_SOCK_DIAG
-from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, inet_diag_msg, inet_diag_req
+from pyroute2.netlink.diag import (
+    SOCK_DIAG_BY_FAMILY,
+    SS_CLOSE,
+    SS_LISTEN,
+    inet_diag_msg,
+    inet_diag_req,
+)
 from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES
 from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETTABLE, nft_table_msg
 from pyroute2.netlink.rtnl import (
@@ -66,7 +72,7 @@ SCOPES = {number: name for name, number in rt_scope.items() if isinstance(name, 
 PROTOCOLS = {number: name for name, number in rt_proto.items() if isinstance(name, str) and name != "unspec"}
 ROUTE_TYPES = {number: name for name, number in rt_type.items() if isinstance(name, str) and name != "unspec"}
 NEIGHBOUR_STATES = {number: name.upper() for name, number in NUD_STATES.items() if number}
-MAIN_TABLE, LOCAL_TABLE = 254, 255
+MAIN_TABLE, LOCAL_TABLE = 254, 255          # RT_TABLE_MAIN, RT_TABLE_LOCAL (pyroute2 exports none)
 # Message layouts, as pyroute2 declares them.
 LINK, ADDRESS, ROUTE = netlink.Layout(ifinfmsg), netlink.Layout(ifaddrmsg), netlink.Layout(rtmsg)
 NEIGHBOUR, TABLE = netlink.Layout(ndmsg), netlink.Layout(nft_table_msg)
@@ -74,7 +80,6 @@ SOCKET_REQUEST, SOCKET = netlink.Layout(inet_diag_req), netlink.Layout(inet_diag
 IFLA = LINK.attributes
 IFLA_INFO_KIND = netlink.attribute_numbers(ifinfmsg.ifinfo)["IFLA_INFO_KIND"]
 IFA, RTA, NDA = ADDRESS.attributes, ROUTE.attributes, NEIGHBOUR.attributes
-TCP_LISTEN, UDP_UNCONNECTED = 10, 7   # the sockets `ss -l` lists: TCP_LISTEN, and UDP in TCP_CLOSE
 # Chains of the trace plumbing (trace.py): never shown to the learner.
 HIDDEN_TABLES = {"lablib_trace"}
 
@@ -342,7 +347,7 @@ def _sockets(ns: str, owners: dict[int, tuple[int, str]]) -> list[Socket]:
     found = []
     with netlink.Socket(NETLINK_SOCK_DIAG) as diag:
         for family in (socket.AF_INET, socket.AF_INET6):
-            for protocol, state in (("tcp", TCP_LISTEN), ("udp", UDP_UNCONNECTED)):
+            for protocol, state in (("tcp", SS_LISTEN), ("udp", SS_CLOSE)):   # what `ss -l` lists
                 request = SOCKET_REQUEST.pack(
                     sdiag_family=family, idiag_states=1 << state,
                     sdiag_protocol=socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP)
