@@ -10,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lablib import Lab  # noqa: E402
-
 # Marks this run's lab processes, so the residue checks find exactly them (host_state.py).
 os.environ.setdefault("LABKIT_TEST_RUN", f"pytest-{os.getpid()}")
 # The seed the committed notebooks' fault hunts were run with (see tests/run_all.py).
@@ -20,6 +18,9 @@ os.environ.setdefault("LABLIB_FAULT_SEED", "course-tests")
 
 @pytest.fixture
 def lab():
+    # Imported here, not above: the offline unit tests (tests/unit) import no sandbox.
+    from lablib import Lab
+
     with Lab(quiet=True) as fresh:
         yield fresh
 

@@ -135,6 +135,31 @@ def test_conntrack_and_nat_tables_show_masquerade(lab):
     assert int(masquerade["packets"].iloc[0]) >= 1
 
 
+NFT_WITH_A_LONG_SET = """
+nft add table inet lab
+nft add set inet lab blocked '{ type ipv4_addr; }'
+nft add element inet lab blocked '{ 10.9.0.1, 10.9.0.2, 10.9.0.3, 10.9.0.4, 10.9.0.5, 10.9.0.6, 10.9.0.7, 10.9.0.8 }'
+nft add chain inet lab input '{ type filter hook input priority 0; policy accept; }'
+nft add rule inet lab input ip saddr @blocked counter drop
+nft add rule inet lab input icmp type echo-request counter accept
+nft add chain inet lab forward '{ type filter hook forward priority 0; policy drop; }'
+"""
+
+
+def test_nft_rules_and_counters_of_a_table_with_a_multi_line_set(lab):
+    lab.sh(NFT_WITH_A_LONG_SET)
+    assert "\n\t\t\t     10.9.0." in lab.sh("nft list set inet lab blocked").stdout   # listed over several lines
+    lab.sh("ping -c2 -i 0.2 127.0.0.1")
+    rules = lab.table("rules")
+    assert list(zip(rules["chain"], rules["rule"], rules["listed by"])) == [
+        ("input", "policy accept", "nft"),
+        ("input", "ip saddr @blocked counter packets 0 bytes 0 drop", "nft"),
+        ("input", rules["rule"].iloc[2], "nft"),
+        ("forward", "policy drop", "nft")]
+    assert rules["rule"].iloc[2].startswith("icmp type echo-request counter packets ")
+    assert int(rules["packets"].iloc[2]) >= 2 and (rules["family"] == "inet").all()
+
+
 def test_tables_of_links_addrs_routes_neigh_and_sockets(two_containers):
     lab = two_containers
     lab.spawn("python3 -m http.server 8080", ns="c1", ready_port=8080)

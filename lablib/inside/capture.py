@@ -13,7 +13,6 @@ left out of the learner's `nft list` meanwhile (see shims/nft).
 from __future__ import annotations
 
 import ctypes
-import os
 import select
 import socket
 import struct
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..model.errors import LabError
-from .linux import in_netns
+from .linux import in_netns, socket_inodes
 
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
@@ -148,14 +147,13 @@ class Trace:
 def _wait_subscribed(pid: int, timeout: float = 2.0) -> None:
     """Wait until `nft monitor trace` listens: its netlink socket has joined the trace group."""
     deadline = time.monotonic() + timeout
-    inodes: set[str] = set()
     while time.monotonic() < deadline:
         try:
-            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
-                      if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")}
+            inodes = socket_inodes(pid)
             for line in Path(f"/proc/{pid}/net/netlink").read_text().splitlines()[1:]:
                 fields = line.split()
-                if fields[1] == "12" and int(fields[3], 16) & (1 << (NFNLGRP_NFTRACE - 1)) and fields[-1] in inodes:
+                if fields[1] == "12" and int(fields[3], 16) & (1 << (NFNLGRP_NFTRACE - 1)) \
+                        and int(fields[-1]) in inodes:
                     return
         except (OSError, ValueError, IndexError):
             pass

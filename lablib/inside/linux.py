@@ -99,3 +99,26 @@ def create_netns(path: str) -> None:
 
     in_fresh_thread(pin, name="netns-create")
 
+
+
+def process_ids() -> list[int]:
+    """Every process this PID namespace's /proc shows."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process `pid` holds open (its /proc/PID/fd links
+    "socket:[INODE]"); empty when the process is gone or not ours to read."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    inodes = set()
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes

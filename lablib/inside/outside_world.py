@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ..model.world import (
     CLIENT,
@@ -24,6 +25,8 @@ from ..model.world import (
     OutsideHost,
 )
 from .labhost import WORLD, WORLD_RESOLV_CONF
+
+WEB_SERVER = Path(__file__).with_name("webserver.py")   # run as a script: see its docstring
 
 
 def _host_batch() -> str:
@@ -118,8 +121,8 @@ def build(runner) -> dict:
     # queues connections at once, so the world is ready without waiting for Python.
     listener = in_netns(str(WORLD / "web"), lambda: _listen(WEB.address, 80))
     web = runner.spawn("", None, name="example.com web server", pass_fds=(listener.fileno(),),
-                       argv=["nsenter", f"--net={WORLD / 'web'}", sys.executable, "-m",
-                             "lablib.inside.webserver", "--fd", str(listener.fileno())])
+                       argv=["nsenter", f"--net={WORLD / 'web'}", sys.executable, "-I", "-S",
+                             str(WEB_SERVER), "--fd", str(listener.fileno())])
     listener.close()
     servers["web"] = web.process.pid
     common = ["--keep-in-foreground", "--user=root", "--group=", "--bind-interfaces",

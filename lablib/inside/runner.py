@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..model.errors import LabError, NamespaceNotFound
 from .labhost import WORLD, WORLD_RESOLV_CONF
+from .linux import socket_inodes
 
 OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command
 LOG_LIMIT = 256 << 10         # bytes kept of a background process's log (the newest)
@@ -329,8 +330,8 @@ def listening(pid: int, port: int) -> bool:
         for line in lines:
             fields = line.split()
             if fields[1].endswith(suffix) and fields[3] == listen_state:
-                inodes.add(f"socket:[{fields[9]}]")
-    return bool(inodes) and any(inodes & _sockets(member) for member in session_members(pid))
+                inodes.add(int(fields[9]))
+    return bool(inodes) and any(inodes & socket_inodes(member) for member in session_members(pid))
 
 
 def session_members(session: int) -> list[int]:
@@ -346,18 +347,3 @@ def session_members(session: int) -> list[int]:
                 continue
     return members
 
-
-def _sockets(pid: int) -> set[str]:
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return set()
-    found = set()
-    for name in names:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue
-        if link.startswith("socket:"):
-            found.add(link)
-    return found

@@ -2,14 +2,21 @@
 it saw the request come from, so NAT can be seen from the far end.
 
 Run by the lab host's agent inside the `web` namespace with a socket already listening
-(`--fd N`), so the world is ready before this process has even started.
+(`--fd N`), so the world is ready before this process has even started. It runs as a
+plain script (`python -I -S webserver.py`), importing nothing of lablib or site-packages:
+every lab host has one, so it keeps small (about half the memory of `python -m`).
 """
 from __future__ import annotations
 
 import argparse
 import socket
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+if __name__ == "__main__":
+    # http.client (which http.server imports) loads ssl when it can; plain HTTP needs none.
+    sys.modules.setdefault("ssl", None)
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,8 +46,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    from .linux import set_process_name
-    set_process_name("example.com")
+    with open("/proc/self/comm", "w") as comm:   # the name ps, top and ss show
+        comm.write("example.com")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="an inherited listening socket")
     args = parser.parse_args()

@@ -1,0 +1,1 @@
+"""Offline unit tests of lablib's pure rooms: see conftest.py."""
