@@ -38,7 +38,7 @@ def test_a_masqueraded_ping_is_two_packets_of_one_flow_hop_by_hop():
 def test_the_source_rewrite_is_credited_to_masquerade_and_the_reply_to_conntrack():
     request, reply = assembled("masquerade-ping").packets
     assert request.changes == {HOST: "MASQUERADE at POSTROUTING: source 10.0.0.2 → 203.0.113.10"}
-    assert reply.changes == {HOST: "reverse NAT by conntrack (a reply): destination 203.0.113.10 → 10.0.0.2"}
+    assert reply.changes == {HOST: "reverse NAT by conntrack at PREROUTING on eth0 (a reply): destination 203.0.113.10 → 10.0.0.2"}
     leaving = next(hop for hop in request.hops if (hop.ns, hop.interface) == (HOST, "eth0"))
     assert leaving.src == "203.0.113.10" and request.first.src == "10.0.0.2"
     assert [hop.ttl for hop in request.hops][:2] == [64, 64] and request.hops[-1].ttl < 64
@@ -65,7 +65,7 @@ def test_a_published_port_is_dnat_at_prerouting_then_conntrack_for_the_rest():
     syn, synack = packets[0], packets[1]
     assert syn.changes == {HOST: "DNAT at PREROUTING: destination 203.0.113.10:8080 → 10.0.0.2:80"}
     assert syn.hops[-1].ns == "web" and (syn.hops[-1].dst, syn.hops[-1].dport) == ("10.0.0.2", 80)
-    assert synack.changes == {HOST: "reverse NAT by conntrack (a reply): source 10.0.0.2:80 → 203.0.113.10:8080"}
+    assert synack.changes == {HOST: "reverse NAT by conntrack at POSTROUTING on eth0 (a reply): source 10.0.0.2:80 → 203.0.113.10:8080"}
     later = [p for p in packets[2:] if p.first.ns == "world:client"]
     assert later and all("NAT by conntrack (as the connection's first packet was)" in p.changes[HOST]
                          for p in later)
