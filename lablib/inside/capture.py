@@ -68,7 +68,8 @@ class Trace:
     def __init__(self, runner, namespaces: dict[str, str | None], expression: str, netfilter: bool):
         self.runner = runner
         self.frames: list[tuple[int, str, str, int, bytes]] = []   # (ns time, ns, ifname, pkttype, frame)
-        self.dropped = 0
+        self.frames_lost = 0        # frames past FRAME_LIMIT, not kept
+        self.netfilter: dict[str, list[str]] = {}   # namespace -> `nft monitor trace` lines, once stopped
         program = compile_filter(expression)
         self.sockets: dict[socket.socket, str] = {}
         for name, path in namespaces.items():
@@ -110,7 +111,7 @@ class Trace:
                     seconds, nanoseconds = struct.unpack("qq", data[:16])
                     stamp = seconds * 1_000_000_000 + nanoseconds
             if len(self.frames) >= FRAME_LIMIT:
-                self.dropped += 1
+                self.frames_lost += 1
                 continue
             # address = (ifname, protocol, pkttype, hatype, hwaddr); the name is looked up
             # through this socket, so in the namespace the frame was seen in.
@@ -128,7 +129,8 @@ class Trace:
         self.monitors[name] = monitor
         _wait_subscribed(monitor.process.pid)
 
-    def stop(self) -> dict:
+    def stop(self) -> None:
+        """End the capture and the netfilter trace; `frames` and `netfilter` hold what they saw."""
         time.sleep(0.02)   # the last replies of the traced command may still be in flight
         self._stop.set()
         self._thread.join()
@@ -137,12 +139,10 @@ class Trace:
         for _name, path in self.traced:
             enter = [] if path is None else ["nsenter", f"--net={path}"]
             subprocess.run([*enter, "nft", "delete", "table", "inet", TRACE_TABLE], capture_output=True)
-        netfilter = {}
         for name, monitor in self.monitors.items():
             status = monitor.stop()
             self.runner.background.pop(monitor.process.pid, None)
-            netfilter[name] = status["log"].decode(errors="replace").splitlines()
-        return {"frames": self.frames, "netfilter": netfilter, "dropped": self.dropped}
+            self.netfilter[name] = status.log.decode(errors="replace").splitlines()
 
 
 def _wait_subscribed(pid: int, timeout: float = 2.0) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..model.errors import LabError, NamespaceNotFound
+from ..model.protocol import CommandOutput, ProcessStatus
 from .labhost import WORLD, WORLD_RESOLV_CONF
 
 OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command
@@ -122,13 +123,13 @@ class Background:
                     del self.log[:len(self.log) - LOG_LIMIT]
         self.process.wait()
 
-    def status(self) -> dict:
+    def status(self) -> ProcessStatus:
         with self._lock:
             log = bytes(self.log)
-        return {"pid": self.process.pid, "name": self.name, "command": self.command,
-                "ns": self.ns, "exit_code": self.process.poll(), "log": log}
+        return ProcessStatus(pid=self.process.pid, name=self.name, command=self.command,
+                             ns=self.ns, exit_code=self.process.poll(), log=log)
 
-    def stop(self, timeout: float = 2.0) -> dict:
+    def stop(self, timeout: float = 2.0) -> ProcessStatus:
         _signal_group(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout)
@@ -200,7 +201,7 @@ class Runner:
 
     # -- commands ------------------------------------------------------------------
     def run(self, request_id: int, command: str, ns: str | None, timeout: float,
-            emit: Emit | None = None) -> dict:
+            emit: Emit | None = None) -> CommandOutput:
         argv = argv_for(command, ns, self.env["PATH"])
         started = time.monotonic()
         try:
@@ -258,12 +259,11 @@ class Runner:
             process.stdin.close()
             exit_code = process.wait()
             self.jobs.pop(request_id, None)
-        return {
-            "stdout": bytes(captures["stdout"].data), "stderr": bytes(captures["stderr"].data),
-            "dropped": captures["stdout"].dropped + captures["stderr"].dropped,
-            "exit_code": exit_code, "stopped": stopped, "waiting_program": waiting_program,
-            "duration": time.monotonic() - started,
-        }
+        return CommandOutput(
+            stdout=bytes(captures["stdout"].data), stderr=bytes(captures["stderr"].data),
+            dropped=captures["stdout"].dropped + captures["stderr"].dropped,
+            exit_code=exit_code, stopped=stopped, waiting_program=waiting_program,
+            duration=time.monotonic() - started)
 
     def _stop(self, process: subprocess.Popen) -> None:
         """Stop a command as Ctrl-C would (so ping prints its summary), then for sure."""
@@ -304,16 +304,17 @@ class Runner:
         except KeyError:
             raise LabError(f"no background process {pid} in this lab host") from None
 
-    def wait_ready(self, pid: int, port: int | None, text: str | None, timeout: float) -> dict:
+    def wait_ready(self, pid: int, port: int | None, text: str | None, timeout: float) -> ProcessStatus:
         """Wait until a background process listens on `port` or has logged `text`."""
         background = self.find(pid)
         deadline = time.monotonic() + timeout
         while True:
             status = background.status()
-            ready = ((text is not None and text.encode() in status["log"])
+            ready = ((text is not None and text.encode() in status.log)
                      or (port is not None and listening(pid, port)))
-            if ready or status["exit_code"] is not None or time.monotonic() > deadline:
-                return dict(status, ready=ready)
+            if ready or status.exit_code is not None or time.monotonic() > deadline:
+                status.ready = ready
+                return status
             time.sleep(0.005)
 
 

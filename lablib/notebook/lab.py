@@ -4,6 +4,14 @@ from __future__ import annotations
 from typing import Callable
 
 from ..model import errors
+from ..model.protocol import (
+    ListNamespaces,
+    ListProcesses,
+    ReadLeftover,
+    ReadSnapshot,
+    Run,
+    Spawn,
+)
 from ..model.state import Snapshot
 from ..model.world import World
 from .results import BackgroundProcess, CommandResult
@@ -43,18 +51,18 @@ class Lab:
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
         `on_output(stream, bytes)` receives output as it comes.
         """
-        raw = self._sandbox.request("run", on_chunk=on_output, command=command, ns=ns,
-                                    timeout=timeout or self.timeout, stream=on_output is not None)
-        result = CommandResult.from_agent(command, ns, raw)
+        output = self._sandbox.call(Run(command, ns, timeout=timeout or self.timeout, stream=on_output is not None),
+                                    on_chunk=on_output)
+        result = CommandResult.from_agent(command, ns, output)
         self._changed()
-        if raw["stopped"] == "timeout":
+        if output.stopped == "timeout":
             raise errors.CommandTimeout(
                 f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
                 "so it was stopped (Ctrl-C); give it a limit (ping -c 3, curl -m 5, timeout 5 CMD) "
                 "or a longer timeout", result)
-        if raw["stopped"] == "stdin":
+        if output.stopped == "stdin":
             raise errors.WaitingForInput(
-                f"'{raw['waiting_program']}' waited for keyboard input, which lab commands cannot give, "
+                f"'{output.waiting_program}' waited for keyboard input, which lab commands cannot give, "
                 "so it was stopped; feed it with a pipe (echo text | CMD) or a here-doc (CMD <<EOF)", result)
         if check and not result.ok:
             raise errors.CommandFailed(result.failure_message(), result)
@@ -68,16 +76,16 @@ class Lab:
         With `ready_port` (or `ready_text`), wait until it listens on that port (or has
         printed that text), so the next command can rely on it.
         """
-        status = self._sandbox.request("spawn", command=command, ns=ns, name=name,
-                                       ready_port=ready_port, ready_text=ready_text, timeout=timeout)
+        status = self._sandbox.call(Spawn(command, ns, name=name, ready_port=ready_port,
+                                          ready_text=ready_text, timeout=timeout))
         process = BackgroundProcess(self, status)
         self._changed()
         waited = ready_port is not None or ready_text is not None
-        if waited and status["exit_code"] is not None:
+        if waited and status.exit_code is not None:
             log = process.log().strip().splitlines()
-            raise errors.LabError(f"'{process.name}' exited with code {status['exit_code']} before it was ready"
+            raise errors.LabError(f"'{process.name}' exited with code {status.exit_code} before it was ready"
                                   + (f": {log[-1]}" if log else ""))
-        if waited and not status["ready"]:
+        if waited and not status.ready:
             what = f"listening on port {ready_port}" if ready_port is not None else f"printing {ready_text!r}"
             raise errors.LabError(f"'{process.name}' was not {what} after {timeout:g} s; "
                                   f"its log so far: {process.log().strip()[-300:]!r}")
@@ -107,8 +115,9 @@ class Lab:
         `kinds` picks from links, routes, neighbours, fdb, sysctls, rules, connections,
         sockets (links and their addresses always come); `world` adds the outside world.
         """
-        return self._sandbox.request("snapshot", kinds=sorted(kinds) if kinds else None,
-                                     namespaces=namespaces, world=world)
+        return self._sandbox.call(ReadSnapshot(kinds=tuple(sorted(kinds)) if kinds else None,
+                                               namespaces=tuple(namespaces) if namespaces is not None else None,
+                                               world=world))
 
     def topology(self, *, routes: bool = False, world: bool = True, changes: bool = True,
                  collapse_after: int = 12):
@@ -197,15 +206,15 @@ class Lab:
         """What jobs left running by finished commands (`server &` in a %%lab cell) have
         printed since (the newest 256 KiB)."""
         from .results import decode
-        return decode(self._sandbox.request("leftover"))[0]
+        return decode(self._sandbox.call(ReadLeftover()))[0]
 
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
-        return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]
+        return [BackgroundProcess(self, status) for status in self._sandbox.call(ListProcesses())]
 
     def namespaces(self) -> list[str]:
         """The named network namespaces, as `ip netns list` shows them."""
-        return self._sandbox.request("namespaces")
+        return self._sandbox.call(ListNamespaces())
 
     # -- life cycle ----------------------------------------------------------------------
     def reset(self) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..model.errors import LabError
+from ..model.protocol import StartTrace, StopTrace
 from ..views.trace import TraceResult
 
 
@@ -13,13 +14,13 @@ class Tracing:
         self.result: TraceResult | None = None
 
     def __enter__(self) -> "Tracing":
-        self._id = self._lab.sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
+        self._id = self._lab.sandbox.call(StartTrace(self.expression, self.netfilter))
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._lab.alive:
-            raw = self._lab.sandbox.request("trace_stop", trace=self._id)
-            self.result = TraceResult(raw, self.expression)
+            recording = self._lab.sandbox.call(StopTrace(self._id))
+            self.result = TraceResult(recording, self.expression)
 
     def _done(self) -> TraceResult:
         if self.result is None:

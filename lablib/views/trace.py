@@ -9,6 +9,7 @@ import dpkt
 import pandas as pd
 
 from ..model.packets import Packet
+from ..model.protocol import TraceRecording
 from ..model.state import Snapshot
 from . import tracedraw
 from .trace_assembly import Assembly
@@ -18,12 +19,12 @@ from .tracedraw import SequenceView
 class TraceResult:
     """Every packet a trace saw, hop by hop, grouped into flows."""
 
-    def __init__(self, raw: dict, expression: str):
+    def __init__(self, recording: TraceRecording, expression: str):
         self.expression = expression
-        assembled = Assembly(raw)
+        assembled = Assembly(recording)
         self.snapshot: Snapshot = assembled.snapshot
         self.packets: list[Packet] = assembled.packets
-        self._raw_frames = raw["frames"]
+        self._raw_frames = recording.frames
 
     def table(self) -> pd.DataFrame:
         """One row per hop of every packet (and one per drop), in the order they happened."""
