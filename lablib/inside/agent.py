@@ -21,13 +21,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
-from ..model.errors import LabError
+from ..model.errors import LabError, SandboxUnavailable
 from ..model.protocol import (
     Cancel,
     CheckProcess,
     Chunk,
     CommandOutput,
-    Failure,
     ListNamespaces,
     ListProcesses,
     ProcessStatus,
@@ -41,6 +40,7 @@ from ..model.protocol import (
     StopProcess,
     StopTrace,
     TraceRecording,
+    encode_error,
 )
 from ..model.state import Snapshot
 from . import labhost, linux
@@ -87,11 +87,10 @@ class Agent:
 
         try:
             reply = HANDLERS[type(request)](self, request_id, request, emit)
-        except LabError as error:
-            reply = Failure(type(error).__name__, str(error))
-        except Exception as error:  # a bug in lablib: say so plainly, keep the details
-            traceback.print_exc()
-            reply = Failure("LabError", f"lablib agent failed: {error!r}")
+        except Exception as error:
+            if not isinstance(error, LabError):
+                traceback.print_exc()   # a bug in lablib: the learner gets one line, the log the details
+            reply = encode_error(error)
         try:
             self.send(request_id, reply)
         except (OSError, ValueError):
@@ -184,7 +183,7 @@ def worker(inbox_fd: int, outbox_fd: int, notes: list[str]) -> None:
         servers = world.build(agent.runner)
     except Exception as error:
         traceback.print_exc()
-        outbox.send((0, Failure("SandboxUnavailable", f"the lab host could not be set up: {error}")))
+        outbox.send((0, encode_error(SandboxUnavailable(f"the lab host could not be set up: {error}"))))
         os._exit(1)
     agent.serve(Ready(full_id_map=full_map, environment=agent.runner.env, servers=servers, notes=notes))
 
@@ -213,7 +212,7 @@ def main() -> None:
         notes = labhost.prepare_filesystem()
     except OSError as error:
         Connection(args.outbox, readable=False).send(
-            (0, Failure("SandboxUnavailable", f"the lab host's filesystem could not be prepared: {error}")))
+            (0, encode_error(SandboxUnavailable(f"the lab host's filesystem could not be prepared: {error}"))))
         os._exit(1)
     pid = os.fork()
     if pid == 0:

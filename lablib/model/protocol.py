@@ -6,7 +6,7 @@ hold the two ends of two pipes (multiprocessing Connections; each message is pic
     notebook -> agent   (request_id, request)     request: one of OPERATIONS below
     agent -> notebook   (request_id, Chunk)       zero or more, while a Run streams
                         (request_id, reply)       the request's reply type, or
-                        (request_id, Failure)     an error, rebuilt as it was raised
+                        (request_id, Failure)     an error: encode_error() -> rebuild_error()
     agent -> notebook   (0, Ready | Failure)      once, when the lab host is up (or not)
 
 Each operation is a dataclass whose fields are its arguments; `Request[R]` says that
@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from . import errors
+from .errors import LabError
 from .state import Snapshot
 
 R = TypeVar("R")
@@ -170,6 +172,26 @@ class Ready:
 
 @dataclass
 class Failure:
-    """The request raised an error; the notebook raises it again."""
+    """An error on its way across the pipe (encode_error makes one, rebuild_error raises
+    it again on the other side)."""
     kind: str                       # the class name, from model/errors.py
     message: str
+    fields: dict[str, object] = field(default_factory=dict)   # its attributes: a CommandFailed's result
+
+
+def encode_error(error: BaseException) -> Failure:
+    """`error` as it crosses the pipe. A lablib error keeps its class, message and
+    attributes; any other exception is a bug in lablib, sent as a LabError that says so."""
+    if isinstance(error, LabError):
+        fields = {name: value for name, value in vars(error).items() if not name.startswith("_")}
+        return Failure(type(error).__name__, str(error), fields)
+    return Failure(LabError.__name__, f"lablib agent failed: {error!r}")
+
+
+def rebuild_error(failure: Failure) -> LabError:
+    """The error `encode_error` sent, as its own class from model/errors.py (a LabError
+    when this side does not know the class)."""
+    kind = getattr(errors, failure.kind, None)
+    if not (isinstance(kind, type) and issubclass(kind, LabError)):
+        return LabError(failure.message)
+    return kind(failure.message, **failure.fields)

@@ -24,7 +24,7 @@ from ..machine import tools
 from ..machine.ids import id_mapping
 from ..machine.userns import explain_start_failure
 from ..model import errors
-from ..model.protocol import Cancel, Chunk, Failure, Ready, Request, Run
+from ..model.protocol import Cancel, Chunk, Failure, Ready, Request, Run, rebuild_error
 
 R = TypeVar("R")
 
@@ -122,7 +122,7 @@ class Sandbox:
         stderr.seek(0)
         complaint = stderr.read().decode(errors="replace").strip()
         if isinstance(message, Failure):
-            complaint = message.message + ("\n" + complaint if complaint else "")
+            complaint = str(rebuild_error(message)) + ("\n" + complaint if complaint else "")
         raise errors.SandboxUnavailable(explain_start_failure(complaint))
 
     def _abandon(self) -> None:
@@ -168,7 +168,7 @@ class Sandbox:
                         on_chunk(message.stream, message.data)
                     continue
                 if isinstance(message, Failure):
-                    raise getattr(errors, message.kind, errors.LabError)(message.message)
+                    raise rebuild_error(message)
                 if interrupted:
                     raise KeyboardInterrupt
                 return message
