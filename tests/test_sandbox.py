@@ -63,6 +63,33 @@ def test_a_lab_host_starts_with_forwarding_off_even_on_a_docker_machine():
         machine.write_text(original)
 
 
+# Overlays stack at most two deep: /etc already an overlay of an overlay (as in a
+# container started inside a container) leaves the lab host's own /etc overlay no room.
+NESTED_ETC = """
+mount -t overlay overlay -o lowerdir=/etc,upperdir={0}/u1,workdir={0}/w1 /etc &&
+mount -t overlay overlay -o lowerdir=/etc,upperdir={0}/u2,workdir={0}/w2 /etc &&
+exec "$@"
+"""
+
+
+@pytest.mark.root_only
+def test_a_start_up_note_reaches_the_learner_in_the_summary(tmp_path):
+    for name in ("u1", "w1", "u2", "w2"):
+        (tmp_path / name).mkdir()
+    started = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", NESTED_ETC.format(tmp_path), "sh",
+         sys.executable, "-c", "from lablib import Lab; lab = Lab(); print(lab.sh('getent hosts example.com').stdout)"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert "\nnote: /etc overlay unavailable (mount overlay on /etc: Invalid argument)" in started.stdout
+    assert started.stdout.split()[-2:] == ["198.51.100.10", "example.com"]   # and the lab host works on
+
+
+def test_a_lab_host_without_start_up_notes_says_nothing_more(lab):
+    assert lab.sandbox.notes == []
+    assert "note:" not in lab.summary()
+
+
 def test_the_lab_host_is_not_the_machine(lab):
     machine_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     lab.sh("ip link add lab-only type bridge")

@@ -256,7 +256,10 @@ class Lab:
             hook()
 
     def summary(self) -> str:
-        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+        """What `Lab()` prints: the outside world's addresses, and anything that fell back
+        while the lab host started."""
+        notes = "".join(f"\nnote: {note}" for note in self._sandbox.notes)
+        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary() + notes
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "closed"

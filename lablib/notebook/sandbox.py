@@ -176,6 +176,11 @@ class Sandbox:
             self._replies.pending.pop(request_id, None)
 
     @property
+    def notes(self) -> list[str]:
+        """What fell back while the lab host started (e.g. no /etc overlay), for the learner."""
+        return self.ready.notes
+
+    @property
     def command_environment(self) -> dict[str, str]:
         """The environment the agent gives every command in the lab host."""
         return self.ready.environment
