@@ -18,8 +18,8 @@ from lablib import AgentDied, Lab
 
 def sandbox_pids(lab: Lab) -> list[int]:
     """The unshare process and every process inside the sandbox, as the machine sees them."""
-    return [lab._sandbox.process.pid, lab._sandbox.init_pid(),
-            *[int(p) for p in Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()]]
+    return [lab.sandbox.process.pid, lab.sandbox.init_pid(),
+            *[int(p) for p in Path(f"/proc/{lab.sandbox.init_pid()}/task/{lab.sandbox.init_pid()}/children").read_text().split()]]
 
 
 def gone(pids: list[int], within: float) -> bool:
@@ -165,7 +165,7 @@ from lablib import Lab
 lab = Lab(quiet=True)
 lab.sh("ip netns add c1 && ip link add br0 type bridge && iptables -t nat -A POSTROUTING -j MASQUERADE")
 lab.spawn("python3 -m http.server 8080", ns="c1")
-print(lab._sandbox.process.pid, lab._sandbox.init_pid(), flush=True)
+print(lab.sandbox.process.pid, lab.sandbox.init_pid(), flush=True)
 lab.sh("sleep 300", timeout=600)
 """
 
@@ -183,7 +183,7 @@ def test_sigkill_of_the_holding_process_mid_command_leaves_nothing():
 
 
 def test_a_dead_agent_is_reported_and_reset_recovers(lab):
-    agent = int(Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()[0])
+    agent = int(Path(f"/proc/{lab.sandbox.init_pid()}/task/{lab.sandbox.init_pid()}/children").read_text().split()[0])
     os.kill(agent, signal.SIGKILL)
     started = time.monotonic()
     with pytest.raises(AgentDied, match="lab.reset"):

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..model.errors import LabError
+from ..model.names import is_world
 from .linux import in_netns
 
 ETH_P_ALL = 0x0003
@@ -79,7 +80,7 @@ class Trace:
         self.traced: list[tuple[str, str | None]] = []
         if netfilter:
             for name, path in namespaces.items():
-                if name.startswith("world:"):
+                if is_world(name):
                     continue   # the outside world has no rules worth tracing
                 self._trace_netfilter(name, path)
         self._stop = threading.Event()

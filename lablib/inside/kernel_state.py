@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..model.names import sysctl_path
 from ..model.state import (
     HOST,
     WORLD_PREFIX,
@@ -161,7 +162,7 @@ def _fdb(ns: str, ipr, names: dict[int, str]) -> list[FdbEntry]:
 
 def _sysctl(key: str) -> str:
     try:
-        return Path("/proc/sys/" + key.replace(".", "/")).read_text().strip()
+        return sysctl_path(key).read_text().strip()
     except OSError:
         return ""
 

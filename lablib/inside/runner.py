@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..model.errors import LabError, NamespaceNotFound
+from ..model.names import HOST, canonical_ns, is_world, world_host
 from ..model.protocol import CommandOutput, ProcessStatus
 from .labhost import WORLD, WORLD_RESOLV_CONF
 
@@ -66,10 +67,10 @@ def direct_argv(command: str, path: str) -> list[str] | None:
 def argv_for(command: str, ns: str | None, path: str = "") -> list[str]:
     """The argv that runs `command` in namespace `ns` (None: the lab host itself)."""
     shell = direct_argv(command, path) or ["bash", "-c", command]
-    if ns in (None, "", "host"):
+    if canonical_ns(ns) == HOST:
         return shell
-    if ns.startswith("world:"):
-        host = ns.removeprefix("world:")
+    if is_world(ns):
+        host = world_host(ns)
         if not (WORLD / host).exists():
             raise NamespaceNotFound(
                 f"the outside world has no host '{host}'; it has: {', '.join(world_names())}")
@@ -140,9 +141,9 @@ class Background:
 
 
 def netns_path(ns: str | None) -> Path | None:
-    if ns in (None, "", "host"):
+    if canonical_ns(ns) == HOST:
         return None
-    return WORLD / ns.removeprefix("world:") if ns.startswith("world:") else Path("/run/netns") / ns
+    return WORLD / world_host(ns) if is_world(ns) else Path("/run/netns") / ns
 
 
 def _wait_until_inside(process: subprocess.Popen, ns: str | None, timeout: float = 1.0) -> None:

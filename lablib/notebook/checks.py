@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..model.errors import CommandTimeout, WaitingForInput
-from ..model.state import HOST, Snapshot
-from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
+from ..model.names import HOST, canonical_ns, is_world
+from ..model.state import Snapshot
+from ..views.diagnosis import command_prefix, describe_ns, diagnose
 
 
 @dataclass
@@ -298,7 +299,7 @@ class resolves(Claim):
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
-    world = any(str(getattr(claim, "src", getattr(claim, "ns", ""))).startswith("world:") for claim in claims)
+    world = any(is_world(str(getattr(claim, "src", getattr(claim, "ns", "")))) for claim in claims)
     snapshot = lab.snapshot(kinds=kinds, world=world)
     result = CheckResult(exercise, [claim.judge(lab, snapshot) for claim in claims])
     from ..course.progress import record

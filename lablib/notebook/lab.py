@@ -1,7 +1,7 @@
 """`Lab`: one disposable lab host, and everything a notebook does with it."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..model import errors
 from ..model.protocol import (
@@ -16,6 +16,9 @@ from ..model.state import Snapshot
 from ..model.world import World
 from .results import BackgroundProcess, CommandResult
 from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from .live import LiveView
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -167,6 +170,11 @@ class Lab:
             self._live.stop()
         self._live = LiveView(self, routes=routes, world=world, dock=dock)
         return None
+
+    @property
+    def live_view(self) -> LiveView | None:
+        """The drawing lab.live() keeps up to date (None before lab.live()); `.stop()` ends it."""
+        return self._live
 
     def _namespace_list(self, ns: str | list[str] | None) -> list[str] | None:
         if ns is None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..model.state import HOST, Snapshot
+from ..model.names import HOST, canonical_ns
+from ..model.state import Snapshot
 
 
 def describe_ns(ns: str | None) -> str:
-    return "the lab host" if ns in (None, HOST) else f"namespace {ns}"
-
-
-def canonical_ns(ns: str | None) -> str:
-    return HOST if ns in (None, "", "host") else ns
+    """The namespace in a learner's words: "the lab host", or "namespace c1"."""
+    return "the lab host" if canonical_ns(ns) == HOST else f"namespace {ns}"
 
 
 def command_prefix(ns: str | None) -> str:
