@@ -19,7 +19,7 @@ import threading
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..model.errors import LabError, SandboxUnavailable
 from ..model.protocol import (
@@ -45,6 +45,9 @@ from ..model.protocol import (
 from ..model.state import Snapshot
 from . import labhost, linux
 
+if TYPE_CHECKING:
+    from .capture import Trace
+
 Emit = Callable[[str, bytes], None]
 
 
@@ -64,7 +67,7 @@ class Agent:
         self.inbox, self.outbox = inbox, outbox
         self._send_lock = threading.Lock()
         self.runner = Runner(labhost.command_environment(os.path.dirname(sys.executable)))
-        self.traces: dict[int, object] = {}
+        self.traces: dict[int, Trace] = {}
 
     def send(self, request_id: int, message: object) -> None:
         with self._send_lock:
@@ -146,11 +149,11 @@ class Agent:
         trace.stop()
         # Interfaces and addresses as they are now, to place each hop in the drawing.
         snapshot = kernel_state.read(frozenset({"links", "routes", "sysctls"}), world=True)
-        return TraceRecording(trace.frames, trace.netfilter, snapshot, trace.frames_lost)
+        return TraceRecording(trace.frames, trace.netfilter, snapshot)
 
 
 # Which Agent method handles each operation of the protocol.
-HANDLERS: dict[type[Request], Callable[[Agent, int, Request, Emit], object]] = {
+HANDLERS: dict[type[Request], Callable[..., object]] = {
     Run: Agent.run,
     Cancel: Agent.cancel,
     Spawn: Agent.spawn,

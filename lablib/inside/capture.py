@@ -69,7 +69,6 @@ class Trace:
     def __init__(self, runner, namespaces: dict[str, str | None], expression: str, netfilter: bool):
         self.runner = runner
         self.frames: list[tuple[int, str, str, int, bytes]] = []   # (ns time, ns, ifname, pkttype, frame)
-        self.frames_lost = 0        # frames past FRAME_LIMIT, not kept
         self.netfilter: dict[str, list[str]] = {}   # namespace -> `nft monitor trace` lines, once stopped
         program = compile_filter(expression)
         self.sockets: dict[socket.socket, str] = {}
@@ -112,8 +111,7 @@ class Trace:
                     seconds, nanoseconds = struct.unpack("qq", data[:16])
                     stamp = seconds * 1_000_000_000 + nanoseconds
             if len(self.frames) >= FRAME_LIMIT:
-                self.frames_lost += 1
-                continue
+                continue   # read and let go: the trace keeps its first FRAME_LIMIT frames
             # address = (ifname, protocol, pkttype, hatype, hwaddr); the name is looked up
             # through this socket, so in the namespace the frame was seen in.
             self.frames.append((stamp, self.sockets[sock], address[0], address[2], frame))

@@ -24,7 +24,7 @@ def world_ns(host: str) -> str:
 
 def is_world(ns: str | None) -> bool:
     """Whether `ns` is a host of the simulated outside world."""
-    return bool(ns) and ns.startswith(WORLD_PREFIX)
+    return ns is not None and ns.startswith(WORLD_PREFIX)
 
 
 def world_host(ns: str) -> str:

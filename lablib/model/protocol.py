@@ -149,7 +149,6 @@ class TraceRecording:
     frames: list[tuple[int, str, str, int, bytes]]   # (time ns, namespace, ifname, pkttype, frame)
     netfilter: dict[str, list[str]]                  # namespace -> `nft monitor trace` lines
     snapshot: Snapshot
-    frames_lost: int = 0            # frames past the capture's limit, not kept
 
 
 # -- messages that are not replies ------------------------------------------------------

@@ -179,6 +179,3 @@ class Snapshot:
                     seen.update({link.key, other.key})
                     pairs.append((link, other))
         return pairs
-
-    def ports(self, ns: str, bridge: str) -> list[Link]:
-        return [link for link in self.namespaces[ns].links if link.master == bridge]

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..model.errors import CommandTimeout, WaitingForInput
 from ..model.names import HOST, canonical_ns, is_world
 from ..model.state import Snapshot
 from ..views.diagnosis import command_prefix, describe_ns, diagnose
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 @dataclass
@@ -59,7 +63,7 @@ class CheckResult:
         return self.text()
 
 
-def _probe(lab, command: str, ns: str, timeout: float):
+def _probe(lab: Lab, command: str, ns: str, timeout: float):
     """Run a probe (ping, curl, getent) from `ns`; None when it got no answer in time."""
     try:
         return lab.sh(command, ns=None if ns == HOST else ns, check=False, timeout=timeout)
@@ -71,7 +75,7 @@ class Claim:
     """Something that should be true of the lab host; `judge` says whether it is."""
     needs: set[str] = set()      # snapshot kinds it reads
 
-    def judge(self, lab, snapshot: Snapshot) -> Verdict:
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         raise NotImplementedError
 
 
@@ -79,7 +83,7 @@ class namespace_exists(Claim):
     def __init__(self, ns: str):
         self.ns = ns
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         ok = self.ns in snapshot.namespaces
         return Verdict(ok, f"network namespace {self.ns} exists", f"create it: ip netns add {self.ns}")
 
@@ -91,7 +95,7 @@ class interface(Claim):
                  master: str | None = None, kind: str | None = None):
         self.ns, self.name, self.up, self.address, self.master, self.kind = canonical_ns(ns), name, up, address, master, kind
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         wants = [w for w in (f"is a {self.kind}" if self.kind else None,
                              ("is UP" if self.up else "is DOWN") if self.up is not None else None,
                              f"has {self.address}" if self.address else None,
@@ -138,7 +142,7 @@ class route(Claim):
     def __init__(self, ns: str | None, dst: str, *, via: str | None = None, dev: str | None = None):
         self.ns, self.dst, self.via, self.dev = canonical_ns(ns), dst, via, dev
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"{describe_ns(self.ns)} has a route to {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev else "")
         namespace = snapshot.namespaces.get(self.ns)
@@ -166,7 +170,7 @@ class sysctl(Claim):
     def __init__(self, key: str, value: str, ns: str | None = None):
         self.key, self.value, self.ns = key, str(value), canonical_ns(ns)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"{self.key} = {self.value} in {describe_ns(self.ns)}"
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
@@ -185,7 +189,7 @@ class rule(Claim):
     def __init__(self, table: str, chain: str, *words: str, ns: str | None = None):
         self.table, self.chain, self.words, self.ns = table, chain, words, canonical_ns(ns)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"a rule in {self.table} {self.chain} with {' '.join(self.words)}" + \
             ("" if self.ns == HOST else f" in {describe_ns(self.ns)}")
         namespace = snapshot.namespaces.get(self.ns)
@@ -214,7 +218,7 @@ class policy(Claim):
     def __init__(self, table: str, chain: str, verdict: str, ns: str | None = None):
         self.table, self.chain, self.verdict, self.ns = table, chain, verdict.upper(), canonical_ns(ns)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"the {self.table} {self.chain} policy is {self.verdict}"
         namespace = snapshot.namespaces.get(self.ns)
         found = next((r.rule.split()[1] for r in (namespace.rules if namespace else [])
@@ -240,7 +244,7 @@ class reaches(Claim):
             return f"timeout {t} bash -c 'exec 3<>/dev/tcp/{host}/{port}'", "TCP"
         return f"ping -c1 -W{t} {self.target}", "ping"
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         command, how = self._command()
         claim = f"{describe_ns(self.src)} reaches {self.target} ({how})"
         if self.src not in snapshot.namespaces:
@@ -264,7 +268,7 @@ class reaches(Claim):
 class not_reaches(reaches):
     """The opposite: the target must *not* answer (isolation, a firewall rule)."""
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         verdict = super().judge(lab, snapshot)
         claim = verdict.claim.replace(" reaches ", " cannot reach ")
         return Verdict(not verdict.ok, claim, "it still answers: something lets it through")
@@ -276,7 +280,7 @@ class resolves(Claim):
     def __init__(self, ns: str | None, name: str, to: str | None = None):
         self.ns, self.name, self.to = canonical_ns(ns), name, to
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"{describe_ns(self.ns)} resolves {self.name}" + (f" to {self.to}" if self.to else "")
         if self.ns not in snapshot.namespaces:
             return Verdict(False, claim, f"namespace {self.ns} does not exist yet")
@@ -296,7 +300,7 @@ class resolves(Claim):
         return Verdict(False, claim, hint)
 
 
-def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
+def run(lab: Lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
     world = any(is_world(str(getattr(claim, "src", getattr(claim, "ns", "")))) for claim in claims)

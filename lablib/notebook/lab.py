@@ -18,7 +18,14 @@ from .results import BackgroundProcess, CommandResult
 from .sandbox import Sandbox
 
 if TYPE_CHECKING:
+    import graphviz
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+    from .builder import Network
+    from .checks import CheckResult, Claim
     from .live import LiveView
+    from .tracing import Tracing
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -37,7 +44,7 @@ class Lab:
         self.world = World()
         self._after_command: list[Callable[[], None]] = []
         self._last_drawn: Snapshot | None = None
-        self._live = None
+        self._live: LiveView | None = None
         self._sandbox = Sandbox()
         from . import magics
         magics.adopt(self)
@@ -97,7 +104,7 @@ class Lab:
     def build(self, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
               subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
               servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
-              show: bool = False):
+              show: bool = False) -> Network:
         """Build containers on a bridge in one call, with the commands a learner would type.
 
         Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
@@ -123,7 +130,7 @@ class Lab:
                                                world=world))
 
     def topology(self, *, routes: bool = False, world: bool = True, changes: bool = True,
-                 collapse_after: int = 12):
+                 collapse_after: int = 12) -> graphviz.Digraph:
         """A drawing of the lab host as the kernel has it now (renders inline in Jupyter).
 
         `routes` lists each namespace's routes; `world` draws the outside world as a cloud;
@@ -137,7 +144,7 @@ class Lab:
         self._last_drawn = current
         return drawing
 
-    def table(self, kind: str, ns: str | list[str] | None = None):
+    def table(self, kind: str, ns: str | list[str] | None = None) -> pd.DataFrame:
         """One kind of kernel state as a pandas DataFrame, from every namespace or `ns`.
 
         Kinds: links, addrs, routes, neigh, fdb, rules (with packet counters), nat,
@@ -153,7 +160,7 @@ class Lab:
         shown = wanted if wanted is not None else ["host", *self.namespaces()]
         return frame[frame["ns"].isin(shown)].reset_index(drop=True)
 
-    def compare(self, *namespaces: str):
+    def compare(self, *namespaces: str) -> Styler:
         """Namespaces' network stacks side by side — interfaces, addresses, routes,
         listening ports, firewall rules (all of them when none are named)."""
         from ..views.tables import comparison
@@ -163,7 +170,7 @@ class Lab:
         return comparison(snapshot).style.set_uuid("compare").set_properties(
             **{"white-space": "pre-wrap", "text-align": "left"})
 
-    def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
+    def live(self, *, routes: bool = False, world: bool = True, dock: bool = True) -> None:
         """Show one drawing that redraws itself after every command (docked in JupyterLab)."""
         from .live import LiveView
         if self._live is not None:
@@ -188,7 +195,7 @@ class Lab:
             raise errors.NamespaceNotFound(f"namespace '{unknown[0]}' does not exist in this lab; existing: {existing}")
         return names
 
-    def trace(self, filter: str = "ip or arp", *, netfilter: bool = True):
+    def trace(self, filter: str = "ip or arp", *, netfilter: bool = True) -> Tracing:
         """Trace packets through every namespace while the `with` block runs.
 
             with lab.trace("icmp") as t:
@@ -201,7 +208,7 @@ class Lab:
         from .tracing import Tracing
         return Tracing(self, filter, netfilter)
 
-    def check(self, exercise: str, *claims):
+    def check(self, exercise: str, *claims: Claim) -> CheckResult:
         """Check an exercise against the lab host's real state: ✅, or ❌ with hints.
 
             lab.check("veth pair", expect.interface("c1", "eth0", up=True),
@@ -256,7 +263,7 @@ class Lab:
     def __enter__(self) -> "Lab":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _changed(self) -> None:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..machine.tools import command_not_found_hint
 from ..model.protocol import CheckProcess, CommandOutput, ProcessStatus, StopProcess
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 def decode(data: bytes) -> tuple[str, bool]:
@@ -72,7 +76,7 @@ class CommandResult:
 class BackgroundProcess:
     """A server or other long-running process started with lab.spawn()."""
 
-    def __init__(self, lab, status: ProcessStatus):
+    def __init__(self, lab: Lab, status: ProcessStatus) -> None:
         self._lab = lab
         self.pid: int = status.pid
         self.name: str = status.name

@@ -1,15 +1,20 @@
 """`lab.trace()`: start a capture in the agent, and assemble what it saw after the block."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..model.errors import LabError
 from ..model.protocol import StartTrace, StopTrace
 from ..views.trace import TraceResult
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 class Tracing:
     """The context manager lab.trace() returns; its result is available after the block."""
 
-    def __init__(self, lab, expression: str, netfilter: bool):
+    def __init__(self, lab: Lab, expression: str, netfilter: bool) -> None:
         self._lab, self.expression, self.netfilter = lab, expression, netfilter
         self.result: TraceResult | None = None
 
@@ -17,7 +22,7 @@ class Tracing:
         self._id = self._lab.sandbox.call(StartTrace(self.expression, self.netfilter))
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._lab.alive:
             recording = self._lab.sandbox.call(StopTrace(self._id))
             self.result = TraceResult(recording, self.expression)
@@ -27,7 +32,7 @@ class Tracing:
             raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
         return self.result
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._done(), name)
 
     def __repr__(self) -> str:

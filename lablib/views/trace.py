@@ -6,6 +6,7 @@ path drawn over the topology, a sequence diagram, or a pcap file.
 from __future__ import annotations
 
 import dpkt
+import graphviz
 import pandas as pd
 
 from ..model.packets import Packet
@@ -19,7 +20,7 @@ from .tracedraw import SequenceView
 class TraceResult:
     """Every packet a trace saw, hop by hop, grouped into flows."""
 
-    def __init__(self, recording: TraceRecording, expression: str):
+    def __init__(self, recording: TraceRecording, expression: str) -> None:
         self.expression = expression
         assembled = Assembly(recording)
         self.snapshot: Snapshot = assembled.snapshot
@@ -76,7 +77,7 @@ class TraceResult:
                 writer.writepkt(frame, ts=stamp / 1e9)
         return path
 
-    def graph(self, flow: int | None = None, *, world: bool = True):
+    def graph(self, flow: int | None = None, *, world: bool = True) -> graphviz.Digraph:
         """The topology with the path drawn on it: numbered hops along the cables, the
         rewrites where they happen, and a red ✗ where a packet died."""
         packets = [p for p in self.packets if flow is None or p.flow == flow]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import html
 
+import graphviz
+
 from ..model.names import HOST, is_world
 from ..model.packets import Hop, Packet
 from ..model.state import Snapshot
@@ -57,7 +59,7 @@ def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
     return overlay
 
 
-def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True):
+def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True) -> graphviz.Digraph:
     """The topology with the packets' path on it."""
     visited = {hop.ns for packet in packets for hop in packet.hops}
     outside = world and any(is_world(ns) for ns in visited)
