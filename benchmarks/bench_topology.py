@@ -35,7 +35,7 @@ def main() -> None:
             unchanged = timed(lambda: lab.sh("true"), runs * 3)
             redraw = "ip link add tmp0 type bridge; ip link del tmp0; ip link set lo down; ip link set lo up"
             changed = timed(lambda: lab.sh(redraw), runs)   # noqa: B023 (called right here)
-            lab._live.stop()
+            lab.live_view.stop()
             changed_plain = timed(lambda: lab.sh(redraw), runs)   # noqa: B023
             added = statistics.median(unchanged) - statistics.median(plain)
             added_redraw = statistics.median(changed) - statistics.median(changed_plain)

@@ -4,6 +4,10 @@
     lab = Lab()                      # a fresh lab host with a simulated internet
     lab.sh("ip netns add c1")        # real commands, on a real kernel, in a sandbox
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .model.errors import (
     AgentDied,
     CommandFailed,
@@ -16,11 +20,14 @@ from .model.errors import (
     WaitingForInput,
 )
 
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
 __all__ = ["Lab", "expect", "measure", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "DockerUnavailable", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Imported on first use: the agent and the web server import lablib too, and must start fast.
     if name == "Lab":
         from .notebook.lab import Lab
@@ -34,7 +41,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lablib' has no attribute {name!r}")
 
 
-def load_ipython_extension(shell) -> None:
+def load_ipython_extension(shell: InteractiveShell) -> None:
     """`%load_ext lablib` registers %%lab before any Lab exists."""
     from .notebook.magics import register
     register(shell)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from multiprocessing import Pipe
 
 import pytest
 from conftest import ROOT
@@ -13,12 +14,14 @@ from lablib import (
     CommandFailed,
     CommandTimeout,
     Lab,
+    LabError,
     NamespaceNotFound,
     SandboxUnavailable,
     WaitingForInput,
 )
 from lablib.cli import doctor
 from lablib.machine import tools, userns
+from lablib.model.protocol import CheckProcess, StopTrace, encode_error, rebuild_error
 from lablib.notebook import sandbox
 
 
@@ -95,6 +98,26 @@ def test_a_server_that_cannot_start_says_why(lab):
         lab.spawn("python3 -m http.server 8080", ready_port=8080)
 
 
+def test_an_error_in_the_agent_arrives_as_one_line_of_its_own_class(lab):
+    with pytest.raises(LabError, match=r"^no background process 999999 in this lab host$") as raised:
+        lab.sandbox.call(CheckProcess(999999))
+    assert type(raised.value) is LabError
+    # A bug (here: a trace that was never started) is one line too, and says it is lablib's.
+    with pytest.raises(LabError, match=r"^lablib agent failed: KeyError\(424242\)$"):
+        lab.sandbox.call(StopTrace(424242))
+    assert lab.sh("echo still serving").stdout == "still serving\n"
+
+
+def test_a_stopped_command_crosses_a_pipe_with_what_it_printed(lab):
+    with pytest.raises(CommandTimeout) as stopped:
+        lab.sh("echo partial; sleep 30", timeout=0.5)
+    receiving, sending = Pipe(duplex=False)
+    sending.send(encode_error(stopped.value))
+    rebuilt = rebuild_error(receiving.recv())
+    assert type(rebuilt) is CommandTimeout and str(rebuilt) == str(stopped.value)
+    assert rebuilt.result == stopped.value.result and rebuilt.result.stdout == "partial\n"
+
+
 def test_missing_unshare_is_a_one_line_fix(monkeypatch):
     monkeypatch.setattr(sandbox.tools, "find", lambda tool: "/nonexistent/" + tool)
     with pytest.raises(SandboxUnavailable, match="sudo apt-get install util-linux"):
@@ -107,7 +130,7 @@ def test_missing_unshare_is_a_one_line_fix(monkeypatch):
     ("kernel.apparmor_restrict_unprivileged_userns", "1", "AppArmor profile"),
 ])
 def test_disabled_user_namespaces_name_their_fix(monkeypatch, sysctl, value, fix):
-    monkeypatch.setattr(userns, "_sysctl", lambda name: value if name == sysctl else None)
+    monkeypatch.setattr(userns, "read_sysctl", lambda name: value if name == sysctl else None)
     message = userns.explain_start_failure("unshare: unshare failed: Operation not permitted")
     assert fix in message and "vagrant up" in message
 

@@ -18,8 +18,8 @@ from lablib import AgentDied, Lab
 
 def sandbox_pids(lab: Lab) -> list[int]:
     """The unshare process and every process inside the sandbox, as the machine sees them."""
-    return [lab._sandbox.process.pid, lab._sandbox.init_pid(),
-            *[int(p) for p in Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()]]
+    return [lab.sandbox.process.pid, lab.sandbox.init_pid(),
+            *[int(p) for p in Path(f"/proc/{lab.sandbox.init_pid()}/task/{lab.sandbox.init_pid()}/children").read_text().split()]]
 
 
 def gone(pids: list[int], within: float) -> bool:
@@ -61,6 +61,33 @@ def test_a_lab_host_starts_with_forwarding_off_even_on_a_docker_machine():
             assert lab.sh("sysctl -n net.ipv4.ip_forward").stdout == "0\n"
     finally:
         machine.write_text(original)
+
+
+# Overlays stack at most two deep: /etc already an overlay of an overlay (as in a
+# container started inside a container) leaves the lab host's own /etc overlay no room.
+NESTED_ETC = """
+mount -t overlay overlay -o lowerdir=/etc,upperdir={0}/u1,workdir={0}/w1 /etc &&
+mount -t overlay overlay -o lowerdir=/etc,upperdir={0}/u2,workdir={0}/w2 /etc &&
+exec "$@"
+"""
+
+
+@pytest.mark.root_only
+def test_a_start_up_note_reaches_the_learner_in_the_summary(tmp_path):
+    for name in ("u1", "w1", "u2", "w2"):
+        (tmp_path / name).mkdir()
+    started = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", NESTED_ETC.format(tmp_path), "sh",
+         sys.executable, "-c", "from lablib import Lab; lab = Lab(); print(lab.sh('getent hosts example.com').stdout)"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert "\nnote: /etc overlay unavailable (mount overlay on /etc: Invalid argument)" in started.stdout
+    assert started.stdout.split()[-2:] == ["198.51.100.10", "example.com"]   # and the lab host works on
+
+
+def test_a_lab_host_without_start_up_notes_says_nothing_more(lab):
+    assert lab.sandbox.notes == []
+    assert "note:" not in lab.summary()
 
 
 def test_the_lab_host_is_not_the_machine(lab):
@@ -138,7 +165,7 @@ from lablib import Lab
 lab = Lab(quiet=True)
 lab.sh("ip netns add c1 && ip link add br0 type bridge && iptables -t nat -A POSTROUTING -j MASQUERADE")
 lab.spawn("python3 -m http.server 8080", ns="c1")
-print(lab._sandbox.process.pid, lab._sandbox.init_pid(), flush=True)
+print(lab.sandbox.process.pid, lab.sandbox.init_pid(), flush=True)
 lab.sh("sleep 300", timeout=600)
 """
 
@@ -156,7 +183,7 @@ def test_sigkill_of_the_holding_process_mid_command_leaves_nothing():
 
 
 def test_a_dead_agent_is_reported_and_reset_recovers(lab):
-    agent = int(Path(f"/proc/{lab._sandbox.init_pid()}/task/{lab._sandbox.init_pid()}/children").read_text().split()[0])
+    agent = int(Path(f"/proc/{lab.sandbox.init_pid()}/task/{lab.sandbox.init_pid()}/children").read_text().split()[0])
     os.kill(agent, signal.SIGKILL)
     started = time.monotonic()
     with pytest.raises(AgentDied, match="lab.reset"):

@@ -189,7 +189,7 @@ def test_comparison_puts_the_host_and_a_container_side_by_side(two_containers):
 
 def test_the_live_view_redraws_after_each_command(lab):
     lab.live(dock=False)
-    view = lab._live
+    view = lab.live_view
     assert "lab host" in view.widget.value and "netns c1" not in view.widget.value
     lab.sh("ip netns add c1")
     assert "netns c1" in view.widget.value

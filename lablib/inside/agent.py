@@ -6,11 +6,8 @@ the real work, and itself only reaps orphans: when the worker ends — because t
 notebook closed the pipe, or its kernel died and the kernel closed it — PID 1 exits,
 and Linux kills everything left in the sandbox. Nothing can outlive the lab.
 
-Protocol (multiprocessing Connection objects over two pipes, one message a dict):
-  notebook -> agent   {"id": N, "op": NAME, ...arguments}
-  agent -> notebook   {"id": N, "chunk": (stream, bytes)}        zero or more
-                      {"id": N, "value": ...} | {"id": N, "error": (class name, message)}
-  agent -> notebook   {"id": 0, "value": {...}} once, when the lab host is ready
+What the notebook may ask, and what each answer is, is model/protocol.py; each
+operation is handled by the Agent method named there.
 """
 from __future__ import annotations
 
@@ -20,12 +17,42 @@ import signal
 import sys
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..model.errors import LabError
+from ..model.errors import LabError, SandboxUnavailable
+from ..model.protocol import (
+    AttachContainers,
+    Cancel,
+    CheckProcess,
+    Chunk,
+    CommandOutput,
+    ListNamespaces,
+    ListProcesses,
+    ProcessStatus,
+    ReadLeftover,
+    ReadSnapshot,
+    Ready,
+    Request,
+    Run,
+    Spawn,
+    StartDocker,
+    StartTrace,
+    StopProcess,
+    StopTrace,
+    TraceRecording,
+    encode_error,
+)
+from ..model.state import Snapshot
 from . import labhost, linux
+
+if TYPE_CHECKING:
+    from .capture import Trace
+
+Emit = Callable[[str, bytes], None]
+MAX_REQUESTS = 256    # handled at once: far more than a notebook makes
 
 
 def full_id_map() -> bool:
@@ -44,118 +71,131 @@ class Agent:
         self.inbox, self.outbox = inbox, outbox
         self._send_lock = threading.Lock()
         self.runner = Runner(labhost.command_environment(os.path.dirname(sys.executable)))
-        self.ops: dict[str, Callable[[dict, Callable], object]] = {
-            "run": self.op_run,
-            "cancel": lambda request, emit: self.runner.cancel(request["target"]),
-            "spawn": self.op_spawn,
-            "process": self.op_process,
-            "namespaces": self.op_namespaces,
-            "leftover": lambda request, emit: bytes(self.runner.leftover),
-            "snapshot": self.op_snapshot,
-            "trace_start": self.op_trace_start,
-            "trace_stop": self.op_trace_stop,
-            "docker_start": self.op_docker_start,
-            "docker_attach": lambda request, emit: self.docker.attach() if self.docker else [],
-        }
-        self.traces: dict[int, object] = {}
+        self.traces: dict[int, Trace] = {}
+        self.workers = ThreadPoolExecutor(MAX_REQUESTS, thread_name_prefix="request")
         self.docker = None      # inside/docker.py's Docker, once the notebook asks for it
 
-    def send(self, message: dict) -> None:
+    def send(self, request_id: int, message: object) -> None:
         with self._send_lock:
-            self.outbox.send(message)
+            self.outbox.send((request_id, message))
 
-    def serve(self, ready: dict) -> None:
-        self.send({"id": 0, "value": ready})
+    def serve(self, ready: Ready) -> None:
+        self.send(0, ready)
         # Reading kernel state needs pyroute2 (~0.1 s to import): do it now, off the clock.
         threading.Thread(target=__import__, args=("pyroute2",), daemon=True).start()
         while True:
             try:
-                request = self.inbox.recv()
+                request_id, request = self.inbox.recv()
             except (EOFError, OSError):
                 os._exit(0)   # the notebook is gone: PID 1 follows, and the sandbox with it
-            threading.Thread(target=self.handle, args=(request,), daemon=True).start()
+            # Each request in a thread of its own (a Cancel must get through while its Run
+            # runs). Threads are reused, which saves starting one (~50 us) per request: so a
+            # handler never leaves its thread in another namespace (linux.in_fresh_thread).
+            self.workers.submit(self.handle, request_id, request)
 
-    def handle(self, request: dict) -> None:
-        request_id = request["id"]
-
+    def handle(self, request_id: int, request: Request) -> None:
         def emit(stream: str, data: bytes) -> None:
-            self.send({"id": request_id, "chunk": (stream, data)})
+            self.send(request_id, Chunk(stream, data))
 
         try:
-            value = self.ops[request["op"]](request, emit)
-            reply = {"id": request_id, "value": value}
-        except LabError as error:
-            reply = {"id": request_id, "error": (type(error).__name__, str(error))}
-        except Exception as error:  # a bug in lablib: say so plainly, keep the details
-            traceback.print_exc()
-            reply = {"id": request_id, "error": ("LabError", f"lablib agent failed: {error!r}")}
+            reply = HANDLERS[type(request)](self, request_id, request, emit)
+        except Exception as error:
+            if not isinstance(error, LabError):
+                traceback.print_exc()   # a bug in lablib: the learner gets one line, the log the details
+            reply = encode_error(error)
         try:
-            self.send(reply)
+            self.send(request_id, reply)
         except (OSError, ValueError):
             os._exit(0)
 
-    # -- operations -------------------------------------------------------------------
-    def op_run(self, request: dict, emit: Callable) -> dict:
-        result = self.runner.run(request["id"], request["command"], request.get("ns"),
-                                 request.get("timeout", 30.0),
-                                 emit if request.get("stream") else None)
+    # -- operations (model/protocol.py) ---------------------------------------------------
+    def run(self, request_id: int, request: Run, emit: Emit) -> CommandOutput:
+        output = self.runner.run(request_id, request.command, request.ns, request.timeout,
+                                 emit if request.stream else None)
         self._follow_docker()
-        return result
+        return output
 
-    def op_spawn(self, request: dict, emit: Callable) -> dict:
-        background = self.runner.spawn(request["command"], request.get("ns"), request.get("name"))
+    def cancel(self, request_id: int, request: Cancel, emit: Emit) -> None:
+        self.runner.cancel(request.target)
+
+    def spawn(self, request_id: int, request: Spawn, emit: Emit) -> ProcessStatus:
+        background = self.runner.spawn(request.command, request.ns, request.name)
         self._follow_docker()
-        if request.get("ready_port") is not None or request.get("ready_text") is not None:
-            return self.runner.wait_ready(background.process.pid, request.get("ready_port"),
-                                          request.get("ready_text"), request.get("timeout", 10.0))
+        if request.ready_port is not None or request.ready_text is not None:
+            return self.runner.wait_ready(background.process.pid, request.ready_port,
+                                          request.ready_text, request.timeout)
         return background.status()
 
-    def op_process(self, request: dict, emit: Callable) -> dict | list:
-        action = request["action"]
-        if action == "list":
-            return [b.status() for b in self.runner.background.values()]
-        background = self.runner.find(request["pid"])
-        return background.stop() if action == "stop" else background.status()
+    def list_processes(self, request_id: int, request: ListProcesses, emit: Emit) -> list[ProcessStatus]:
+        return [background.status() for background in self.runner.background.values()]
 
-    def op_snapshot(self, request: dict, emit: Callable):
-        from . import kernel_state as snapshot
+    def check_process(self, request_id: int, request: CheckProcess, emit: Emit) -> ProcessStatus:
+        return self.runner.find(request.pid).status()
+
+    def stop_process(self, request_id: int, request: StopProcess, emit: Emit) -> ProcessStatus:
+        return self.runner.find(request.pid).stop()
+
+    def list_namespaces(self, request_id: int, request: ListNamespaces, emit: Emit) -> list[str]:
+        from .runner import netns_names
+        self._follow_docker()
+        return netns_names()
+
+    def read_leftover(self, request_id: int, request: ReadLeftover, emit: Emit) -> bytes:
+        return bytes(self.runner.leftover)
+
+    def read_snapshot(self, request_id: int, request: ReadSnapshot, emit: Emit) -> Snapshot:
+        from . import kernel_state
         self._follow_docker()   # a container may have ended on its own since the last command
-        return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
-                             request.get("namespaces"), request.get("world", False))
+        return kernel_state.read(frozenset(request.kinds or kernel_state.KINDS),
+                                 list(request.namespaces) if request.namespaces is not None else None,
+                                 request.world)
 
-    def op_trace_start(self, request: dict, emit: Callable) -> int:
+    def start_trace(self, request_id: int, request: StartTrace, emit: Emit) -> int:
         from .capture import Trace
         from .kernel_state import namespace_paths
-        trace = Trace(self.runner, namespace_paths(world=True), request["filter"], request["netfilter"])
-        self.traces[request["id"]] = trace
-        return request["id"]
+        self.traces[request_id] = Trace(self.runner, namespace_paths(world=True), request.filter,
+                                        request.netfilter)
+        return request_id
 
-    def op_trace_stop(self, request: dict, emit: Callable) -> dict:
-        from . import kernel_state as snapshot
-        trace = self.traces.pop(request["trace"])
-        raw = trace.stop()
+    def stop_trace(self, request_id: int, request: StopTrace, emit: Emit) -> TraceRecording:
+        from . import kernel_state
+        trace = self.traces.pop(request.trace)
+        trace.stop()
         # Interfaces and addresses as they are now, to place each hop in the drawing.
-        raw["snapshot"] = snapshot.read(frozenset({"links", "routes", "sysctls"}), world=True)
-        return raw
+        snapshot = kernel_state.read(frozenset({"links", "routes", "sysctls"}), world=True)
+        return TraceRecording(trace.frames, trace.netfilter, snapshot)
 
-    def op_docker_start(self, request: dict, emit: Callable) -> dict:
+    def start_docker(self, request_id: int, request: StartDocker, emit: Emit) -> dict:
         from .docker import Docker
         if self.docker is None:
-            self.docker = Docker(self.runner, request["programs"])
+            self.docker = Docker(self.runner, request.programs)
         return self.docker.start()
+
+    def attach_containers(self, request_id: int, request: AttachContainers, emit: Emit) -> list[str]:
+        return self.docker.attach() if self.docker else []
 
     def _follow_docker(self) -> None:
         """Any command may have started or removed a container: show its namespace by name."""
         if self.docker is not None:
             self.docker.attach()
 
-    def op_namespaces(self, request: dict, emit: Callable) -> list[str]:
-        self._follow_docker()
-        return self._namespaces()
 
-    def _namespaces(self) -> list[str]:
-        from .runner import netns_names
-        return netns_names()
+# Which Agent method handles each operation of the protocol.
+HANDLERS: dict[type[Request], Callable[..., object]] = {
+    Run: Agent.run,
+    Cancel: Agent.cancel,
+    Spawn: Agent.spawn,
+    ListProcesses: Agent.list_processes,
+    CheckProcess: Agent.check_process,
+    StopProcess: Agent.stop_process,
+    ListNamespaces: Agent.list_namespaces,
+    ReadLeftover: Agent.read_leftover,
+    ReadSnapshot: Agent.read_snapshot,
+    StartTrace: Agent.start_trace,
+    StopTrace: Agent.stop_trace,
+    StartDocker: Agent.start_docker,
+    AttachContainers: Agent.attach_containers,
+}
 
 
 def worker(inbox_fd: int, outbox_fd: int, notes: list[str]) -> None:
@@ -176,10 +216,9 @@ def worker(inbox_fd: int, outbox_fd: int, notes: list[str]) -> None:
         servers = world.build(agent.runner)
     except Exception as error:
         traceback.print_exc()
-        outbox.send({"id": 0, "error": ("SandboxUnavailable", f"the lab host could not be set up: {error}")})
+        outbox.send((0, encode_error(SandboxUnavailable(f"the lab host could not be set up: {error}"))))
         os._exit(1)
-    agent.serve({"full_id_map": full_map, "notes": notes, "servers": servers,
-                 "environment": agent.runner.env})
+    agent.serve(Ready(full_id_map=full_map, environment=agent.runner.env, servers=servers, notes=notes))
 
 
 def be_init(worker_pid: int) -> None:
@@ -206,7 +245,7 @@ def main() -> None:
         notes = labhost.prepare_filesystem()
     except OSError as error:
         Connection(args.outbox, readable=False).send(
-            {"id": 0, "error": ("SandboxUnavailable", f"the lab host's filesystem could not be prepared: {error}")})
+            (0, encode_error(SandboxUnavailable(f"the lab host's filesystem could not be prepared: {error}"))))
         os._exit(1)
     pid = os.fork()
     if pid == 0:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..model.errors import LabError
+from ..model.names import is_world
 from .linux import in_netns, socket_inodes
 
 ETH_P_ALL = 0x0003
@@ -67,7 +68,7 @@ class Trace:
     def __init__(self, runner, namespaces: dict[str, str | None], expression: str, netfilter: bool):
         self.runner = runner
         self.frames: list[tuple[int, str, str, int, bytes]] = []   # (ns time, ns, ifname, pkttype, frame)
-        self.dropped = 0
+        self.netfilter: dict[str, list[str]] = {}   # namespace -> `nft monitor trace` lines, once stopped
         program = compile_filter(expression)
         self.sockets: dict[socket.socket, str] = {}
         for name, path in namespaces.items():
@@ -77,7 +78,7 @@ class Trace:
         self.traced: list[tuple[str, str | None]] = []
         if netfilter:
             for name, path in namespaces.items():
-                if name.startswith("world:"):
+                if is_world(name):
                     continue   # the outside world has no rules worth tracing
                 self._trace_netfilter(name, path)
         self._stop = threading.Event()
@@ -109,8 +110,7 @@ class Trace:
                     seconds, nanoseconds = struct.unpack("qq", data[:16])
                     stamp = seconds * 1_000_000_000 + nanoseconds
             if len(self.frames) >= FRAME_LIMIT:
-                self.dropped += 1
-                continue
+                continue   # read and let go: the trace keeps its first FRAME_LIMIT frames
             # address = (ifname, protocol, pkttype, hatype, hwaddr); the name is looked up
             # through this socket, so in the namespace the frame was seen in.
             self.frames.append((stamp, self.sockets[sock], address[0], address[2], frame))
@@ -127,7 +127,8 @@ class Trace:
         self.monitors[name] = monitor
         _wait_subscribed(monitor.process.pid)
 
-    def stop(self) -> dict:
+    def stop(self) -> None:
+        """End the capture and the netfilter trace; `frames` and `netfilter` hold what they saw."""
         time.sleep(0.02)   # the last replies of the traced command may still be in flight
         self._stop.set()
         self._thread.join()
@@ -136,12 +137,10 @@ class Trace:
         for _name, path in self.traced:
             enter = [] if path is None else ["nsenter", f"--net={path}"]
             subprocess.run([*enter, "nft", "delete", "table", "inet", TRACE_TABLE], capture_output=True)
-        netfilter = {}
         for name, monitor in self.monitors.items():
             status = monitor.stop()
             self.runner.background.pop(monitor.process.pid, None)
-            netfilter[name] = status["log"].decode(errors="replace").splitlines()
-        return {"frames": self.frames, "netfilter": netfilter, "dropped": self.dropped}
+            self.netfilter[name] = status.log.decode(errors="replace").splitlines()
 
 
 def _wait_subscribed(pid: int, timeout: float = 2.0) -> None:

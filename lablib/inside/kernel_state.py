@@ -48,6 +48,7 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndms
 from pyroute2.netlink.rtnl.ndmsg import states as NUD_STATES
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
+from ..model.names import sysctl_path
 from ..model.state import (
     HOST,
     WORLD_PREFIX,
@@ -250,7 +251,7 @@ def _sysctl(key: str) -> str:
     """A sysctl of the calling thread's namespace ("" where it does not exist). Read with
     os.open and os.read: a third of the CPU of open().read(), times 100 namespaces."""
     try:
-        fd = os.open("/proc/sys/" + key.replace(".", "/"), os.O_RDONLY)
+        fd = os.open(str(sysctl_path(key)), os.O_RDONLY)
     except OSError:
         return ""
     try:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..machine import tools
+from ..model.names import sysctl_path
 from .linux import (
     MS_BIND,
     MS_NODEV,
@@ -150,6 +151,6 @@ FRESH_HOST_SYSCTLS = {
 def set_defaults() -> None:
     """Start from a fresh Linux host's settings (lo is brought up with the uplink, in world.py)."""
     for key, value in FRESH_HOST_SYSCTLS.items():
-        path = Path("/proc/sys") / key.replace(".", "/")
+        path = sysctl_path(key)
         if path.exists():
             path.write_text(value + "\n")

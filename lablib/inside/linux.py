@@ -15,7 +15,7 @@ T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-PR_SET_NAME, PR_SET_PDEATHSIG = 15, 1
+PR_SET_NAME = 15
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -42,10 +42,6 @@ def sethostname(name: str) -> None:
 def set_process_name(name: str) -> None:
     """Set the short name `ps -o comm` and `top` show for this process."""
     _libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
-def die_with_parent(signal_number: int) -> None:
-    _libc.prctl(PR_SET_PDEATHSIG, signal_number, 0, 0, 0)
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..model.names import sysctl_path
 from ..model.world import (
     CLIENT,
     DNS,
@@ -85,7 +86,7 @@ def _run(argv: list[str], stdin: str = "") -> None:
 
 def _write_sysctls(values: dict[str, str]) -> None:
     for key, value in values.items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        with open(sysctl_path(key), "w") as f:
             f.write(value)
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..model.errors import LabError, NamespaceNotFound
+from ..model.names import HOST, canonical_ns, is_world, world_host
+from ..model.protocol import CommandOutput, ProcessStatus
 from .labhost import WORLD, WORLD_RESOLV_CONF
 from .linux import socket_inodes
 
@@ -66,10 +68,10 @@ def direct_argv(command: str, path: str) -> list[str] | None:
 def argv_for(command: str, ns: str | None, path: str = "") -> list[str]:
     """The argv that runs `command` in namespace `ns` (None: the lab host itself)."""
     shell = direct_argv(command, path) or ["bash", "-c", command]
-    if ns in (None, "", "host"):
+    if canonical_ns(ns) == HOST:
         return shell
-    if ns.startswith("world:"):
-        host = ns.removeprefix("world:")
+    if is_world(ns):
+        host = world_host(ns)
         if not (WORLD / host).exists():
             raise NamespaceNotFound(
                 f"the outside world has no host '{host}'; it has: {', '.join(world_names())}")
@@ -123,13 +125,13 @@ class Background:
                     del self.log[:len(self.log) - LOG_LIMIT]
         self.process.wait()
 
-    def status(self) -> dict:
+    def status(self) -> ProcessStatus:
         with self._lock:
             log = bytes(self.log)
-        return {"pid": self.process.pid, "name": self.name, "command": self.command,
-                "ns": self.ns, "exit_code": self.process.poll(), "log": log}
+        return ProcessStatus(pid=self.process.pid, name=self.name, command=self.command,
+                             ns=self.ns, exit_code=self.process.poll(), log=log)
 
-    def stop(self, timeout: float = 2.0) -> dict:
+    def stop(self, timeout: float = 2.0) -> ProcessStatus:
         _signal_group(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout)
@@ -140,9 +142,9 @@ class Background:
 
 
 def netns_path(ns: str | None) -> Path | None:
-    if ns in (None, "", "host"):
+    if canonical_ns(ns) == HOST:
         return None
-    return WORLD / ns.removeprefix("world:") if ns.startswith("world:") else Path("/run/netns") / ns
+    return WORLD / world_host(ns) if is_world(ns) else Path("/run/netns") / ns
 
 
 def _wait_until_inside(process: subprocess.Popen, ns: str | None, timeout: float = 1.0) -> None:
@@ -201,7 +203,7 @@ class Runner:
 
     # -- commands ------------------------------------------------------------------
     def run(self, request_id: int, command: str, ns: str | None, timeout: float,
-            emit: Emit | None = None) -> dict:
+            emit: Emit | None = None) -> CommandOutput:
         argv = argv_for(command, ns, self.env["PATH"])
         started = time.monotonic()
         try:
@@ -259,12 +261,11 @@ class Runner:
             process.stdin.close()
             exit_code = process.wait()
             self.jobs.pop(request_id, None)
-        return {
-            "stdout": bytes(captures["stdout"].data), "stderr": bytes(captures["stderr"].data),
-            "dropped": captures["stdout"].dropped + captures["stderr"].dropped,
-            "exit_code": exit_code, "stopped": stopped, "waiting_program": waiting_program,
-            "duration": time.monotonic() - started,
-        }
+        return CommandOutput(
+            stdout=bytes(captures["stdout"].data), stderr=bytes(captures["stderr"].data),
+            dropped=captures["stdout"].dropped + captures["stderr"].dropped,
+            exit_code=exit_code, stopped=stopped, waiting_program=waiting_program,
+            duration=time.monotonic() - started)
 
     def _stop(self, process: subprocess.Popen) -> None:
         """Stop a command as Ctrl-C would (so ping prints its summary), then for sure."""
@@ -305,16 +306,17 @@ class Runner:
         except KeyError:
             raise LabError(f"no background process {pid} in this lab host") from None
 
-    def wait_ready(self, pid: int, port: int | None, text: str | None, timeout: float) -> dict:
+    def wait_ready(self, pid: int, port: int | None, text: str | None, timeout: float) -> ProcessStatus:
         """Wait until a background process listens on `port` or has logged `text`."""
         background = self.find(pid)
         deadline = time.monotonic() + timeout
         while True:
             status = background.status()
-            ready = ((text is not None and text.encode() in status["log"])
+            ready = ((text is not None and text.encode() in status.log)
                      or (port is not None and listening(pid, port)))
-            if ready or status["exit_code"] is not None or time.monotonic() > deadline:
-                return dict(status, ready=ready)
+            if ready or status.exit_code is not None or time.monotonic() > deadline:
+                status.ready = ready
+                return status
             time.sleep(0.005)
 
 

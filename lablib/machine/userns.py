@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+from ..model.names import sysctl_path
 
 VM_HINT = "or use the disposable VM: vagrant up (see README)"
 
@@ -15,9 +16,10 @@ class Finding:
     required: bool = True
 
 
-def _sysctl(name: str) -> str | None:
+def read_sysctl(name: str) -> str | None:
+    """The machine's value of sysctl `name`, or None where this kernel has no such setting."""
     try:
-        return Path("/proc/sys/" + name.replace(".", "/")).read_text().strip()
+        return sysctl_path(name).read_text().strip()
     except OSError:
         return None
 
@@ -25,13 +27,13 @@ def _sysctl(name: str) -> str | None:
 def user_namespace_blockers() -> list[Finding]:
     """Kernel settings that stop an ordinary user creating a user namespace, each with its fix."""
     found = []
-    if _sysctl("kernel.unprivileged_userns_clone") == "0":
+    if read_sysctl("kernel.unprivileged_userns_clone") == "0":
         found.append(Finding(False, "unprivileged user namespaces are off (kernel.unprivileged_userns_clone=0)",
                              f"sudo sysctl -w kernel.unprivileged_userns_clone=1, {VM_HINT}"))
-    if _sysctl("user.max_user_namespaces") == "0":
+    if read_sysctl("user.max_user_namespaces") == "0":
         found.append(Finding(False, "user namespaces are disabled (user.max_user_namespaces=0)",
                              f"sudo sysctl -w user.max_user_namespaces=15000, {VM_HINT}"))
-    if _sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1":
+    if read_sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1":
         found.append(Finding(False, "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+)",
                              "run ./labkit setup with sudo (installs an AppArmor profile for unshare), "
                              f"or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, {VM_HINT}"))

@@ -1,6 +1,8 @@
 """Errors a learner can cause, each with a one-line message that says what to do.
 
 In IPython these are shown as a single line, without lablib's internals (see magics.py).
+An error's attributes are its constructor's keyword arguments (`result=`), so that it
+can cross the pipe from the agent and be rebuilt (model/protocol.py, rebuild_error).
 """
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-HOST = "host"                 # the lab host's own (root) network namespace
-WORLD_PREFIX = "world:"       # namespaces of the simulated outside world
+from .names import HOST, WORLD_PREFIX, is_world  # noqa: F401  (HOST, WORLD_PREFIX: also read from here)
 
 
 @dataclass
@@ -155,7 +154,7 @@ class Namespace:
     def role(self) -> str:
         if self.name == HOST:
             return "host"
-        return "outside" if self.name.startswith(WORLD_PREFIX) else "container"
+        return "outside" if is_world(self.name) else "container"
 
     def link(self, name: str) -> Link | None:
         return next((link for link in self.links if link.name == name), None)
@@ -203,6 +202,3 @@ class Snapshot:
                 if place != ns.name and place != HOST and not place.startswith(WORLD_PREFIX):
                     parents[ns.name] = place
         return {child: parent for child, parent in parents.items() if parent not in parents}
-
-    def ports(self, ns: str, bridge: str) -> list[Link]:
-        return [link for link in self.namespaces[ns].links if link.master == bridge]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import world_ns
+
 UPLINK = "eth0"
 PREFIX = 24
 
@@ -30,7 +32,7 @@ class OutsideHost:
     @property
     def ns(self) -> str:
         """What to pass as `ns=` to run a command on this host."""
-        return f"world:{self.name}"
+        return world_ns(self.name)
 
 
 HOST_UPLINK = "203.0.113.10"      # the lab host's own address on eth0

@@ -9,8 +9,12 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..model.world import DNS, UPLINK
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 @dataclass
@@ -120,7 +124,7 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bo
     return steps, network
 
 
-def build(lab, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
+def build(lab: Lab, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
           subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
           servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
           show: bool = False) -> Network:

@@ -16,10 +16,12 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
-from ..model.state import HOST, Snapshot
-from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
+from ..model.names import HOST, canonical_ns, is_world
+from ..model.state import Snapshot
+from ..views.diagnosis import command_prefix, describe_ns, diagnose
 from ..views.rules import (
     BUILTIN_CHAINS,
     mismatches,
@@ -28,6 +30,9 @@ from ..views.rules import (
     render,
     shadowed_by,
 )
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 @dataclass
@@ -81,7 +86,7 @@ class CheckResult:
         return self.text()
 
 
-def _probe(lab, command: str, ns: str, timeout: float):
+def _probe(lab: Lab, command: str, ns: str, timeout: float):
     """Run a probe (ping, curl, getent) from `ns`; None when it got no answer in time."""
     try:
         return lab.sh(command, ns=None if ns == HOST else ns, check=False, timeout=timeout)
@@ -93,7 +98,7 @@ class Claim:
     """Something that should be true of the lab host; `judge` says whether it is."""
     needs: set[str] = set()      # snapshot kinds it reads
 
-    def judge(self, lab, snapshot: Snapshot) -> Verdict:
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         raise NotImplementedError
 
 
@@ -101,7 +106,7 @@ class namespace_exists(Claim):
     def __init__(self, ns: str):
         self.ns = ns
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         ok = self.ns in snapshot.namespaces
         return Verdict(ok, f"network namespace {self.ns} exists", f"create it: ip netns add {self.ns}")
 
@@ -113,7 +118,7 @@ class interface(Claim):
                  master: str | None = None, kind: str | None = None):
         self.ns, self.name, self.up, self.address, self.master, self.kind = canonical_ns(ns), name, up, address, master, kind
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         wants = [w for w in (f"is a {self.kind}" if self.kind else None,
                              ("is UP" if self.up else "is DOWN") if self.up is not None else None,
                              f"has {self.address}" if self.address else None,
@@ -160,7 +165,7 @@ class route(Claim):
     def __init__(self, ns: str | None, dst: str, *, via: str | None = None, dev: str | None = None):
         self.ns, self.dst, self.via, self.dev = canonical_ns(ns), dst, via, dev
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"{describe_ns(self.ns)} has a route to {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev else "")
         namespace = snapshot.namespaces.get(self.ns)
@@ -208,7 +213,7 @@ class sysctl(Claim):
     def __init__(self, key: str, value: str, ns: str | None = None):
         self.key, self.value, self.ns = key, str(value), canonical_ns(ns)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"{self.key} = {self.value} in {describe_ns(self.ns)}"
         namespace = snapshot.namespaces.get(self.ns)
         if namespace is None:
@@ -258,7 +263,7 @@ class rule(Claim):
         self.broader = broader
         self.spec = parse_spec(words)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"a rule in {self.table} {self.chain} with {' '.join(self.words)}" + \
             ("" if self.ns == HOST else f" in {describe_ns(self.ns)}")
         namespace = snapshot.namespaces.get(self.ns)
@@ -336,7 +341,7 @@ class policy(Claim):
     def __init__(self, table: str, chain: str, verdict: str, ns: str | None = None):
         self.table, self.chain, self.verdict, self.ns = table, chain, verdict.upper(), canonical_ns(ns)
 
-    def judge(self, lab, snapshot):
+    def judge(self, lab: Lab, snapshot: Snapshot) -> Verdict:
         claim = f"the {self.table} {self.chain} policy is {self.verdict}"
         namespace = snapshot.namespaces.get(self.ns)
         found = next((r.rule.split()[1] for r in (namespace.rules if namespace else [])
@@ -381,7 +386,7 @@ class reaches(Claim):
 
     def probe(self, lab, snapshot):
         """Run the probe; (result or None when it hung, counters of dropping rules moved)."""
-        world = self.src.startswith("world:")
+        world = is_world(self.src)
         before = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
         result = _probe(lab, self._command()[0], self.src, self.timeout + 5)
         after = _drop_counters(lab.snapshot(kinds={"rules"}, world=world))
@@ -806,10 +811,10 @@ class same_network(Claim):
                        + " (all of them: lab.differences(reference))")
 
 
-def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
+def run(lab: Lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
-    world = any(str(getattr(claim, "src", getattr(claim, "ns", ""))).startswith("world:") for claim in claims)
+    world = any(is_world(str(getattr(claim, "src", getattr(claim, "ns", "")))) for claim in claims)
     snapshot = lab.snapshot(kinds=kinds, world=world)
     result = CheckResult(exercise, [claim.judge(lab, snapshot) for claim in claims])
     from ..course.progress import record

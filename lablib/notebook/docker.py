@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..machine import docker as machine_docker
 from ..model import errors
+from ..model.protocol import StartDocker
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def start(lab, fetch: bool = True) -> DockerInfo:
         except (OSError, subprocess.CalledProcessError) as error:   # e.g. a project folder not ours
             raise errors.DockerUnavailable(f"could not fetch Docker's programs ({error}); "
                                            f"run {machine_docker.FETCH_HINT}") from None
-    raw = lab.sandbox.request("docker_start", programs=machine_docker.programs())
+    raw = lab.sandbox.call(StartDocker(machine_docker.programs()))
     return DockerInfo(raw["version"], raw["storage"], raw["cgroup_driver"], raw["image"],
                       raw["web_root"], raw["seconds"])
 

@@ -1,13 +1,31 @@
 """`Lab`: one disposable lab host, and everything a notebook does with it."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..model import errors
+from ..model.protocol import (
+    ListNamespaces,
+    ListProcesses,
+    ReadLeftover,
+    ReadSnapshot,
+    Run,
+    Spawn,
+)
 from ..model.state import Snapshot
 from ..model.world import World
 from .results import BackgroundProcess, CommandResult
 from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    import graphviz
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+    from .builder import Network
+    from .checks import CheckResult, Claim
+    from .live import LiveView
+    from .tracing import Tracing
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -26,7 +44,7 @@ class Lab:
         self.world = World()
         self._after_command: list[Callable[[], None]] = []
         self._last_drawn: Snapshot | None = None
-        self._live = None
+        self._live: LiveView | None = None
         from .inside_python import PythonFunctions
         self._python = PythonFunctions()
         self._sandbox = Sandbox()
@@ -45,18 +63,18 @@ class Lab:
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
         `on_output(stream, bytes)` receives output as it comes.
         """
-        raw = self._sandbox.request("run", on_chunk=on_output, command=command, ns=ns,
-                                    timeout=timeout or self.timeout, stream=on_output is not None)
-        result = CommandResult.from_agent(command, ns, raw)
+        output = self._sandbox.call(Run(command, ns, timeout=timeout or self.timeout, stream=on_output is not None),
+                                    on_chunk=on_output)
+        result = CommandResult.from_agent(command, ns, output)
         self._changed()
-        if raw["stopped"] == "timeout":
+        if output.stopped == "timeout":
             raise errors.CommandTimeout(
                 f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
                 "so it was stopped (Ctrl-C); give it a limit (ping -c 3, curl -m 5, timeout 5 CMD) "
                 "or a longer timeout", result)
-        if raw["stopped"] == "stdin":
+        if output.stopped == "stdin":
             raise errors.WaitingForInput(
-                f"'{raw['waiting_program']}' waited for keyboard input, which lab commands cannot give, "
+                f"'{output.waiting_program}' waited for keyboard input, which lab commands cannot give, "
                 "so it was stopped; feed it with a pipe (echo text | CMD) or a here-doc (CMD <<EOF)", result)
         if check and not result.ok:
             raise errors.CommandFailed(result.failure_message(), result)
@@ -70,16 +88,16 @@ class Lab:
         With `ready_port` (or `ready_text`), wait until it listens on that port (or has
         printed that text), so the next command can rely on it.
         """
-        status = self._sandbox.request("spawn", command=command, ns=ns, name=name,
-                                       ready_port=ready_port, ready_text=ready_text, timeout=timeout)
+        status = self._sandbox.call(Spawn(command, ns, name=name, ready_port=ready_port,
+                                          ready_text=ready_text, timeout=timeout))
         process = BackgroundProcess(self, status)
         self._changed()
         waited = ready_port is not None or ready_text is not None
-        if waited and status["exit_code"] is not None:
+        if waited and status.exit_code is not None:
             log = process.log().strip().splitlines()
-            raise errors.LabError(f"'{process.name}' exited with code {status['exit_code']} before it was ready"
+            raise errors.LabError(f"'{process.name}' exited with code {status.exit_code} before it was ready"
                                   + (f": {log[-1]}" if log else ""))
-        if waited and not status["ready"]:
+        if waited and not status.ready:
             what = f"listening on port {ready_port}" if ready_port is not None else f"printing {ready_text!r}"
             raise errors.LabError(f"'{process.name}' was not {what} after {timeout:g} s; "
                                   f"its log so far: {process.log().strip()[-300:]!r}")
@@ -88,7 +106,7 @@ class Lab:
     def build(self, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
               subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
               servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
-              show: bool = False):
+              show: bool = False) -> Network:
         """Build containers on a bridge in one call, with the commands a learner would type.
 
         Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
@@ -144,11 +162,12 @@ class Lab:
         `kinds` picks from links, routes, neighbours, fdb, sysctls, rules, connections,
         sockets (links and their addresses always come); `world` adds the outside world.
         """
-        return self._sandbox.request("snapshot", kinds=sorted(kinds) if kinds else None,
-                                     namespaces=namespaces, world=world)
+        return self._sandbox.call(ReadSnapshot(kinds=tuple(sorted(kinds)) if kinds else None,
+                                               namespaces=tuple(namespaces) if namespaces is not None else None,
+                                               world=world))
 
     def topology(self, *, routes: bool = False, world: bool = True, changes: bool = True,
-                 collapse_after: int = 12):
+                 collapse_after: int = 12) -> graphviz.Digraph:
         """A drawing of the lab host as the kernel has it now (renders inline in Jupyter).
 
         `routes` lists each namespace's routes; `world` draws the outside world as a cloud;
@@ -162,7 +181,7 @@ class Lab:
         self._last_drawn = current
         return drawing
 
-    def table(self, kind: str, ns: str | list[str] | None = None):
+    def table(self, kind: str, ns: str | list[str] | None = None) -> pd.DataFrame:
         """One kind of kernel state as a pandas DataFrame, from every namespace or `ns`.
 
         Kinds: links, addrs, routes, neigh, fdb, rules (with packet counters), nat,
@@ -178,7 +197,7 @@ class Lab:
         shown = wanted if wanted is not None else ["host", *self.namespaces()]
         return frame[frame["ns"].isin(shown)].reset_index(drop=True)
 
-    def compare(self, *namespaces: str):
+    def compare(self, *namespaces: str) -> Styler:
         """Namespaces' network stacks side by side — interfaces, addresses, routes,
         listening ports, firewall rules (all of them when none are named)."""
         from ..views.tables import comparison
@@ -220,13 +239,18 @@ class Lab:
         from . import magics
         magics.adopt(self)
 
-    def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
+    def live(self, *, routes: bool = False, world: bool = True, dock: bool = True) -> None:
         """Show one drawing that redraws itself after every command (docked in JupyterLab)."""
         from .live import LiveView
         if self._live is not None:
             self._live.stop()
         self._live = LiveView(self, routes=routes, world=world, dock=dock)
         return None
+
+    @property
+    def live_view(self) -> LiveView | None:
+        """The drawing lab.live() keeps up to date (None before lab.live()); `.stop()` ends it."""
+        return self._live
 
     def _namespace_list(self, ns: str | list[str] | None) -> list[str] | None:
         if ns is None:
@@ -240,7 +264,7 @@ class Lab:
             raise errors.NamespaceNotFound(f"namespace '{unknown[0]}' does not exist in this lab; existing: {existing}")
         return names
 
-    def trace(self, filter: str = "ip or arp", *, netfilter: bool = True):
+    def trace(self, filter: str = "ip or arp", *, netfilter: bool = True) -> Tracing:
         """Trace packets through every namespace while the `with` block runs.
 
             with lab.trace("icmp") as t:
@@ -253,7 +277,7 @@ class Lab:
         from .tracing import Tracing
         return Tracing(self, filter, netfilter)
 
-    def check(self, exercise: str, *claims):
+    def check(self, exercise: str, *claims: Claim) -> CheckResult:
         """Check an exercise against the lab host's real state: ✅, or ❌ with hints.
 
             lab.check("veth pair", expect.interface("c1", "eth0", up=True),
@@ -312,15 +336,15 @@ class Lab:
         """What jobs left running by finished commands (`server &` in a %%lab cell) have
         printed since (the newest 256 KiB)."""
         from .results import decode
-        return decode(self._sandbox.request("leftover"))[0]
+        return decode(self._sandbox.call(ReadLeftover()))[0]
 
     def processes(self) -> list[BackgroundProcess]:
         """The background processes started in this lab host (the outside world's servers too)."""
-        return [BackgroundProcess(self, status) for status in self._sandbox.request("process", action="list")]
+        return [BackgroundProcess(self, status) for status in self._sandbox.call(ListProcesses())]
 
     def namespaces(self) -> list[str]:
         """The named network namespaces, as `ip netns list` shows them."""
-        return self._sandbox.request("namespaces")
+        return self._sandbox.call(ListNamespaces())
 
     # -- life cycle ----------------------------------------------------------------------
     def reset(self) -> None:
@@ -354,7 +378,7 @@ class Lab:
     def __enter__(self) -> "Lab":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _changed(self) -> None:
@@ -362,7 +386,10 @@ class Lab:
             hook()
 
     def summary(self) -> str:
-        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+        """What `Lab()` prints: the outside world's addresses, and anything that fell back
+        while the lab host started."""
+        notes = "".join(f"\nnote: {note}" for note in self._sandbox.notes)
+        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary() + notes
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "closed"

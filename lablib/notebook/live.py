@@ -7,21 +7,26 @@ and renders only when the network really changed.
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
+from ..model.state import Snapshot
 from ..views.drawing import draw
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 class LiveView:
     """The self-refreshing drawing; `stop()` ends the refreshing."""
 
-    def __init__(self, lab, *, routes: bool = False, world: bool = True, dock: bool = True) -> None:
+    def __init__(self, lab: Lab, *, routes: bool = False, world: bool = True, dock: bool = True) -> None:
         import ipywidgets
         from IPython.display import display
 
         self._lab = weakref.ref(lab)
         self.routes, self.world = routes, world
         self.widget = ipywidgets.HTML()
-        self.previous = None
+        self.previous: Snapshot | None = None
         self.docked = False
         if dock:
             try:
@@ -54,8 +59,8 @@ class LiveView:
             lab.remove_on_change(self.refresh)
 
 
-def _same_network(before, after) -> bool:
-    def shape(snapshot):
+def _same_network(before: Snapshot, after: Snapshot) -> bool:
+    def shape(snapshot: Snapshot) -> tuple[dict, dict]:
         return ({name: [(l.name, l.kind, l.state, l.master, l.peer, tuple(l.addresses)) for l in ns.links]
                  for name, ns in snapshot.namespaces.items()},
                 {name: [(r.dst, r.gateway, r.dev) for r in ns.routes] for name, ns in snapshot.namespaces.items()})

@@ -10,14 +10,20 @@ import codecs
 import shlex
 import sys
 import weakref
+from typing import TYPE_CHECKING
 
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .lab import Lab
 
 _current: weakref.ref | None = None
 _registered = False
 
 
-def adopt(lab) -> None:
+def adopt(lab: Lab) -> None:
     """Make `lab` the one the magics talk to, and register them once in IPython."""
     global _current, _registered
     _current = weakref.ref(lab)
@@ -32,7 +38,7 @@ def adopt(lab) -> None:
         register(shell)
 
 
-def register(shell) -> None:
+def register(shell: InteractiveShell) -> None:
     global _registered
     from IPython.core.magic import Magics, line_cell_magic, magics_class
 
@@ -88,7 +94,7 @@ def _parse(line: str, cell: str | None) -> tuple[str, str | None, float | None]:
     return rest, ns, timeout
 
 
-def current_lab():
+def current_lab() -> Lab:
     lab = _current() if _current else None
     if lab is None:
         raise LabError("no lab host yet: run `lab = Lab()` first")

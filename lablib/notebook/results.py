@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..machine.tools import command_not_found_hint
+from ..model.protocol import CheckProcess, CommandOutput, ProcessStatus, StopProcess
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 def decode(data: bytes) -> tuple[str, bool]:
@@ -27,22 +32,22 @@ class CommandResult:
     stdout_bytes: bytes = field(default=b"", repr=False)
 
     @classmethod
-    def from_agent(cls, command: str, ns: str | None, raw: dict) -> "CommandResult":
+    def from_agent(cls, command: str, ns: str | None, output: CommandOutput) -> "CommandResult":
         notes = []
-        stdout, stdout_binary = decode(raw["stdout"])
-        stderr, stderr_binary = decode(raw["stderr"])
+        stdout, stdout_binary = decode(output.stdout)
+        stderr, stderr_binary = decode(output.stderr)
         if stdout_binary or stderr_binary:
-            size = len(raw["stdout"]) + len(raw["stderr"])
+            size = len(output.stdout) + len(output.stderr)
             notes.append(f"binary output ({size} bytes) not shown; redirect it to a file, or pipe it through xxd")
-        if raw["dropped"]:
-            notes.append(f"output cut off: {raw['dropped']} more bytes not kept; "
+        if output.dropped:
+            notes.append(f"output cut off: {output.dropped} more bytes not kept; "
                          "filter it (| head, | grep) or redirect it to a file")
-        hint = command_not_found_hint(stderr) if raw["exit_code"] == 127 else None
-        if _docker_not_started(stderr, raw["exit_code"]):
+        hint = command_not_found_hint(stderr) if output.exit_code == 127 else None
+        if _docker_not_started(stderr, output.exit_code):
             hint = "Docker does not run in this lab host yet: start it with lab.docker()"
         if hint:
             notes.append(hint)
-        return cls(command, ns, stdout, stderr, raw["exit_code"], raw["duration"], notes, raw["stdout"])
+        return cls(command, ns, stdout, stderr, output.exit_code, output.duration, notes, output.stdout)
 
     @property
     def ok(self) -> bool:
@@ -79,35 +84,36 @@ def _docker_not_started(stderr: str, exit_code: int) -> bool:
 class BackgroundProcess:
     """A server or other long-running process started with lab.spawn()."""
 
-    def __init__(self, lab, status: dict):
+    def __init__(self, lab: Lab, status: ProcessStatus) -> None:
         self._lab = lab
-        self.pid: int = status["pid"]
-        self.name: str = status["name"]
-        self.command: str = status["command"]
-        self.ns: str | None = status["ns"]
+        self.pid: int = status.pid
+        self.name: str = status.name
+        self.command: str = status.command
+        self.ns: str | None = status.ns
         self._status = status
 
-    def _refresh(self, action: str = "status") -> dict:
-        self._status = self._lab.sandbox.request("process", action=action, pid=self.pid)
+    def _refresh(self) -> ProcessStatus:
+        self._status = self._lab.sandbox.call(CheckProcess(self.pid))
         return self._status
 
     def log(self) -> str:
         """Everything it has printed so far (the newest 256 KiB)."""
-        return decode(self._refresh()["log"])[0]
+        return decode(self._refresh().log)[0]
 
     @property
     def running(self) -> bool:
-        return self._refresh()["exit_code"] is None
+        return self._refresh().exit_code is None
 
     @property
     def exit_code(self) -> int | None:
-        return self._refresh()["exit_code"]
+        return self._refresh().exit_code
 
     def stop(self) -> str:
         """Stop it (SIGTERM, then SIGKILL) and return its log."""
-        return decode(self._refresh("stop")["log"])[0]
+        self._status = self._lab.sandbox.call(StopProcess(self.pid))
+        return decode(self._status.log)[0]
 
     def __repr__(self) -> str:
-        state = "running" if self._status["exit_code"] is None else f"exited with code {self._status['exit_code']}"
+        state = "running" if self._status.exit_code is None else f"exited with code {self._status.exit_code}"
         where = f" in {self.ns}" if self.ns else ""
         return f"<{self.command!r}{where}: {state}>"

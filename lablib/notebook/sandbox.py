@@ -18,12 +18,15 @@ import time
 import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ..machine import tools
 from ..machine.ids import id_mapping
 from ..machine.userns import explain_start_failure
 from ..model import errors
+from ..model.protocol import Cancel, Chunk, Failure, Ready, Request, Run, rebuild_error
+
+R = TypeVar("R")
 
 START_TIMEOUT = 15.0
 NAMESPACES = ["--user", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child"]
@@ -77,10 +80,10 @@ class Sandbox:
         self._replies = Replies(self._from_agent, self.process)
         self._finalizer = weakref.finalize(self, _shutdown, self.process, self._to_agent)
 
-    def _start(self) -> dict:
+    def _start(self) -> Ready:
         inbox_read, inbox_write = os.pipe()      # notebook -> agent
         outbox_read, outbox_write = os.pipe()    # agent -> notebook
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])   # the folder that holds lablib
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (package_parent, os.environ.get("PYTHONPATH")) if p))
         stderr = tempfile.TemporaryFile()
@@ -107,19 +110,19 @@ class Sandbox:
             if not self._from_agent.poll(START_TIMEOUT):
                 raise errors.SandboxUnavailable(
                     f"the lab host did not start within {START_TIMEOUT:.0f} s; run: python -m lablib doctor")
-            message = self._from_agent.recv()
+            _, message = self._from_agent.recv()
         except (EOFError, OSError):
             message = None
         except errors.SandboxUnavailable:
             self._abandon()
             raise
-        if message and "value" in message:
-            return message["value"]
+        if isinstance(message, Ready):
+            return message
         self._abandon()
         stderr.seek(0)
         complaint = stderr.read().decode(errors="replace").strip()
-        if message and "error" in message:
-            complaint = message["error"][1] + ("\n" + complaint if complaint else "")
+        if isinstance(message, Failure):
+            complaint = str(rebuild_error(message)) + ("\n" + complaint if complaint else "")
         raise errors.SandboxUnavailable(explain_start_failure(complaint))
 
     def _abandon(self) -> None:
@@ -131,12 +134,13 @@ class Sandbox:
     def dead_reason(self) -> str | None:
         return self._replies.dead_reason
 
-    def _send(self, message: dict) -> None:
+    def _send(self, request_id: int, request: Request) -> None:
         with self._send_lock:
-            self._to_agent.send(message)
+            self._to_agent.send((request_id, request))
 
-    def request(self, op: str, on_chunk: Callable[[str, bytes], None] | None = None, **arguments):
-        """Ask the agent to do `op`; stream chunks to `on_chunk`; return its value or raise."""
+    def call(self, request: Request[R], on_chunk: Callable[[str, bytes], None] | None = None) -> R:
+        """Have the agent do `request` (model/protocol.py); stream a Run's output to
+        `on_chunk(stream, data)`; return the agent's reply, or raise the error it raised."""
         if self.dead_reason:
             raise errors.AgentDied(self.dead_reason)
         request_id = next(self._ids)
@@ -145,37 +149,41 @@ class Sandbox:
         interrupted = False
         try:
             try:
-                self._send({"id": request_id, "op": op, **arguments})
+                self._send(request_id, request)
             except (OSError, ValueError):
                 raise errors.AgentDied(self.dead_reason or "the lab host's agent is gone; run lab.reset()") from None
             while True:
                 try:
                     message = replies.get()
                 except KeyboardInterrupt:
-                    if interrupted or op != "run":
+                    if interrupted or not isinstance(request, Run):
                         raise
                     interrupted = True   # stop the command as Ctrl-C would, then report
-                    self._send({"id": next(self._ids), "op": "cancel", "target": request_id})
+                    self._send(next(self._ids), Cancel(target=request_id))
                     continue
-                if message is None:
+                if message is AGENT_GONE:
                     raise errors.AgentDied(self.dead_reason)
-                if "chunk" in message:
+                if isinstance(message, Chunk):
                     if on_chunk:
-                        on_chunk(*message["chunk"])
+                        on_chunk(message.stream, message.data)
                     continue
-                if "error" in message:
-                    kind, text = message["error"]
-                    raise getattr(errors, kind, errors.LabError)(text)
+                if isinstance(message, Failure):
+                    raise rebuild_error(message)
                 if interrupted:
                     raise KeyboardInterrupt
-                return message["value"]
+                return message
         finally:
             self._replies.pending.pop(request_id, None)
 
     @property
+    def notes(self) -> list[str]:
+        """What fell back while the lab host started (e.g. no /etc overlay), for the learner."""
+        return self.ready.notes
+
+    @property
     def command_environment(self) -> dict[str, str]:
         """The environment the agent gives every command in the lab host."""
-        return self.ready["environment"]
+        return self.ready.environment
 
     def init_pid(self) -> int:
         """The sandbox's PID 1, as this process sees it (for nsenter --target)."""
@@ -197,6 +205,9 @@ class Sandbox:
         self._from_agent.close()
 
 
+AGENT_GONE = object()   # what a waiting request gets instead of a reply when the agent has died
+
+
 class Replies:
     """Reads the agent's messages in a thread and hands each to the request waiting for it.
 
@@ -214,8 +225,8 @@ class Replies:
     def read(self) -> None:
         try:
             while True:
-                message = self.connection.recv()
-                waiting = self.pending.get(message["id"])
+                request_id, message = self.connection.recv()
+                waiting = self.pending.get(request_id)
                 if waiting is not None:
                     waiting.put(message)
         except (EOFError, OSError):
@@ -226,7 +237,7 @@ class Replies:
                                 + (f" (exit code {code})" if code is not None else "")
                                 + "; everything in it is gone. Run lab.reset() for a fresh lab host")
         for waiting in list(self.pending.values()):
-            waiting.put(None)
+            waiting.put(AGENT_GONE)
 
 
 def _shutdown(process: subprocess.Popen, to_agent: Connection) -> None:

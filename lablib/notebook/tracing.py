@@ -1,14 +1,20 @@
 """`lab.trace()`: start a capture in the agent, and assemble what it saw after the block."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..model.errors import LabError
+from ..model.protocol import StartTrace, StopTrace
 from ..views.trace import TraceResult
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 class Tracing:
     """The context manager lab.trace() returns; its result is available after the block."""
 
-    def __init__(self, lab, expression: str, netfilter: bool):
+    def __init__(self, lab: Lab, expression: str, netfilter: bool) -> None:
         self._lab, self.expression, self.netfilter = lab, expression, netfilter
         self.result: TraceResult | None = None
         self.started: float | None = None
@@ -16,20 +22,20 @@ class Tracing:
     def __enter__(self) -> "Tracing":
         import time
         self.started = time.time()
-        self._id = self._lab.sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
+        self._id = self._lab.sandbox.call(StartTrace(self.expression, self.netfilter))
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._lab.alive:
-            raw = self._lab.sandbox.request("trace_stop", trace=self._id)
-            self.result = TraceResult(raw, self.expression)
+            recording = self._lab.sandbox.call(StopTrace(self._id))
+            self.result = TraceResult(recording, self.expression)
 
     def _done(self) -> TraceResult:
         if self.result is None:
             raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
         return self.result
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._done(), name)
 
     def __repr__(self) -> str:

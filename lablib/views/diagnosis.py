@@ -5,16 +5,21 @@ Pure functions of the model, used by the checks (notebook/checks.py) for their h
 from __future__ import annotations
 
 import ipaddress
+from typing import Protocol
 
-from ..model.state import HOST, Snapshot
+from ..model.names import HOST, canonical_ns
+from ..model.state import Namespace, Snapshot
+
+
+class ProbeOutput(Protocol):
+    """What a probe (ping, curl) printed: a CommandResult on the notebook side."""
+    stdout: str
+    stderr: str
 
 
 def describe_ns(ns: str | None) -> str:
-    return "the lab host" if ns in (None, HOST) else f"namespace {ns}"
-
-
-def canonical_ns(ns: str | None) -> str:
-    return HOST if ns in (None, "", "host") else ns
+    """The namespace in a learner's words: "the lab host", or "namespace c1"."""
+    return "the lab host" if canonical_ns(ns) == HOST else f"namespace {ns}"
 
 
 def command_prefix(ns: str | None) -> str:
@@ -22,7 +27,7 @@ def command_prefix(ns: str | None) -> str:
     return "" if canonical_ns(ns) == HOST else f"ip netns exec {ns} "
 
 
-def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
+def diagnose(snapshot: Snapshot, src: str, address: str, result: ProbeOutput) -> str:
     """Why `src` cannot reach `address`: the first missing piece on the way."""
     namespace = snapshot.namespaces[src]
     try:
@@ -101,6 +106,6 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result) -> str:
     return f"the route to {best.dst} on {best.dev} is there, but no answer came back: trace it with lab.trace()"
 
 
-def _is_on_link(namespace, target) -> bool:
+def _is_on_link(namespace: Namespace, target: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return any(r.gateway is None and r.dst != "default" and target in ipaddress.ip_network(r.dst, strict=False)
                for r in namespace.routes)

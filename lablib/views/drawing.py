@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import graphviz
 
-from ..model.state import HOST, Link, Namespace, Snapshot
+from ..model.names import HOST, is_world, world_host
+from ..model.state import Link, Namespace, Snapshot
 from ..model.world import CLIENT, DNS, GATEWAY, UPLINK, WEB
 
 FONT = "Helvetica"
@@ -116,7 +117,7 @@ class Drawing:
 
     def build(self) -> graphviz.Digraph:
         namespaces = [ns for name, ns in self.snapshot.namespaces.items()
-                      if self.expand_world or not name.startswith("world:")]
+                      if self.expand_world or not is_world(name)]
         containers = [ns for ns in namespaces if ns.role == "container" and ns.name not in self._parent]
         shown, groups = self._collapse(containers)
         for group in groups:
@@ -139,7 +140,7 @@ class Drawing:
     # -- boxes ---------------------------------------------------------------------
     def _namespace(self, ns: Namespace, parent=None) -> None:
         title = {"host": "lab host (host network namespace)", "container": f"netns {ns.name}",
-                 "outside": f"outside world: {ns.name.removeprefix('world:')}"}[ns.role]
+                 "outside": f"outside world: {world_host(ns.name)}"}[ns.role]
         fill = {"host": "#fafafa", "container": "#fffde7", "outside": "#e1f5fe"}[ns.role]
         if ns.name in self._children:
             title, fill = f"{ns.name}: netns acting as a host", "#f3e5f5"
@@ -250,7 +251,7 @@ class Drawing:
     def _end(self, link: Link) -> str | None:
         if link.ns in self._collapsed:
             return self._collapsed[link.ns]
-        if link.ns not in self.snapshot.namespaces or (link.ns.startswith("world:") and not self.expand_world):
+        if link.ns not in self.snapshot.namespaces or (is_world(link.ns) and not self.expand_world):
             return None
         return self.node_id(*link.key)
 
@@ -262,7 +263,7 @@ class Drawing:
             if a is None or b is None:
                 continue
             fresh = one.key in self.changes.new_links or other.key in self.changes.new_links
-            if (one.ns == HOST and other.ns != HOST and not other.ns.startswith("world:")) or one.ns.startswith("world:") \
+            if (one.ns == HOST and other.ns != HOST and not is_world(other.ns)) or is_world(one.ns) \
                     or self._parent.get(other.ns) == one.ns:
                 a, b = b, a     # left to right: container, host, outside (dot ranks by direction)
             steps = self.overlay.cable_steps.get(frozenset({one.key, other.key}))

@@ -6,9 +6,11 @@ path drawn over the topology, a sequence diagram, or a pcap file.
 from __future__ import annotations
 
 import dpkt
+import graphviz
 import pandas as pd
 
 from ..model.packets import Packet
+from ..model.protocol import TraceRecording
 from ..model.state import Snapshot
 from . import tracedraw
 from .trace_assembly import Assembly
@@ -18,12 +20,12 @@ from .tracedraw import SequenceView
 class TraceResult:
     """Every packet a trace saw, hop by hop, grouped into flows."""
 
-    def __init__(self, raw: dict, expression: str):
+    def __init__(self, recording: TraceRecording, expression: str) -> None:
         self.expression = expression
-        assembled = Assembly(raw)
+        assembled = Assembly(recording)
         self.snapshot: Snapshot = assembled.snapshot
         self.packets: list[Packet] = assembled.packets
-        self._raw_frames = raw["frames"]
+        self._raw_frames = recording.frames
 
     def table(self) -> pd.DataFrame:
         """One row per hop of every packet (and one per drop), in the order they happened.
@@ -82,7 +84,7 @@ class TraceResult:
                 writer.writepkt(frame, ts=stamp / 1e9)
         return path
 
-    def graph(self, flow: int | None = None, *, world: bool = True):
+    def graph(self, flow: int | None = None, *, world: bool = True) -> graphviz.Digraph:
         """The topology with the path drawn on it: numbered hops along the cables, the
         rewrites where they happen, and a red ✗ where a packet died."""
         packets = [p for p in self.packets if flow is None or p.flow == flow]

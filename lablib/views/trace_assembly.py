@@ -16,6 +16,7 @@ import socket
 import dpkt
 
 from ..model.packets import Hop, NetfilterStep, Packet
+from ..model.protocol import TraceRecording
 from ..model.state import Snapshot
 
 PKTTYPE_OUTGOING = 4
@@ -163,13 +164,11 @@ class Assembly:
     """A trace's raw observations put together: packets hop by hop, their netfilter steps,
     flows, and each packet's fate."""
 
-    def __init__(self, raw: dict):
-        self.snapshot: Snapshot = raw["snapshot"]
-        self.frames_lost = raw.get("dropped", 0)
+    def __init__(self, recording: TraceRecording):
+        self.snapshot: Snapshot = recording.snapshot
         self.packets: list[Packet] = []
-        self._raw_frames = raw["frames"]
-        self._group(raw["frames"])
-        self._attach_netfilter(raw["netfilter"])
+        self._group(recording.frames)
+        self._attach_netfilter(recording.netfilter)
         self._flows()
         # A flow's first packet sets its direction: the same source later is not a reply.
         self._opener = {}

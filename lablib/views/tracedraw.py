@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import html
 
+import graphviz
+
+from ..model.names import HOST, is_world
 from ..model.packets import Hop, Packet
-from ..model.state import HOST, Snapshot
+from ..model.state import Snapshot
 from .drawing import Overlay, draw
 
 
@@ -66,13 +69,13 @@ def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
     return overlay
 
 
-def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True):
+def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True) -> graphviz.Digraph:
     """The topology with the packets' path on it."""
     visited = {hop.ns for packet in packets for hop in packet.hops}
-    outside = world and any(ns.startswith("world:") for ns in visited)
+    outside = world and any(is_world(ns) for ns in visited)
     if outside:   # draw the outside hosts the path went through, not all of them
         shown = {name: ns for name, ns in snapshot.namespaces.items()
-                 if not name.startswith("world:") or name in visited}
+                 if not is_world(name) or name in visited}
         snapshot = Snapshot(shown, snapshot.taken, snapshot.seconds)
     return draw(snapshot, None, world=world, overlay=overlay_for(snapshot, packets), expand_world=outside)
 

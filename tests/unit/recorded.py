@@ -19,6 +19,7 @@ from pathlib import Path
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES.parent.parent.parent))   # lablib from this checkout
 
+from lablib.model.protocol import StartTrace, StopTrace, TraceRecording  # noqa: E402
 from lablib.model.state import (  # noqa: E402
     Connection,
     FdbEntry,
@@ -51,13 +52,12 @@ def load_snapshot(name: str) -> Snapshot:
     return snapshot_from(json.loads((FIXTURES / f"{name}.json").read_text()))
 
 
-def load_trace(name: str) -> dict:
-    """The raw dict of a recorded trace, as the agent returned it."""
+def load_trace(name: str) -> TraceRecording:
+    """A recorded trace, as the agent returned it."""
     data = json.loads((FIXTURES / f"trace-{name}.json").read_text())
-    return {"frames": [(stamp, ns, interface, pkttype, base64.b64decode(frame))
-                       for stamp, ns, interface, pkttype, frame in data["frames"]],
-            "netfilter": data["netfilter"], "dropped": data["dropped"],
-            "snapshot": snapshot_from(data["snapshot"])}
+    return TraceRecording([(stamp, ns, interface, pkttype, base64.b64decode(frame))
+                           for stamp, ns, interface, pkttype, frame in data["frames"]],
+                          data["netfilter"], snapshot_from(data["snapshot"]))
 
 
 # -- recording (on a machine that runs labs) ------------------------------------------------
@@ -72,15 +72,15 @@ def _write(path: Path, data: dict) -> None:
 
 
 def _record_trace(lab, name: str, expression: str, command: str, ns: str | None) -> None:
-    trace = lab.sandbox.request("trace_start", filter=expression, netfilter=True)
+    trace = lab.sandbox.call(StartTrace(expression, True))
     lab.sh(command, ns=ns, check=False)
-    raw = lab.sandbox.request("trace_stop", trace=trace)
+    recording = lab.sandbox.call(StopTrace(trace))
     _write(FIXTURES / f"trace-{name}.json", {
         "recorded": f"{command!r} in {ns or 'host'}, traced with {expression!r}",
         "frames": [(stamp, ns_, interface, pkttype, base64.b64encode(frame).decode())
-                   for stamp, ns_, interface, pkttype, frame in raw["frames"]],
-        "netfilter": raw["netfilter"], "dropped": raw["dropped"],
-        "snapshot": _snapshot_json(raw["snapshot"])})
+                   for stamp, ns_, interface, pkttype, frame in recording.frames],
+        "netfilter": recording.netfilter, "dropped": 0,
+        "snapshot": _snapshot_json(recording.snapshot)})
 
 
 def record() -> None:

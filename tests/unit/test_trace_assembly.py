@@ -5,6 +5,7 @@ from __future__ import annotations
 import dpkt
 import pytest
 
+from lablib.model.protocol import TraceRecording
 from lablib.model.state import HOST
 from lablib.views.drawing import Overlay
 from lablib.views.trace import TraceResult
@@ -67,7 +68,7 @@ def test_a_published_port_is_dnat_at_prerouting_then_conntrack_for_the_rest():
     assert syn.hops[-1].ns == "web" and (syn.hops[-1].dst, syn.hops[-1].dport) == ("10.0.0.2", 80)
     assert synack.changes == {HOST: "reverse NAT by conntrack at POSTROUTING on eth0 (a reply): source 10.0.0.2:80 → 203.0.113.10:8080"}
     later = [p for p in packets[2:] if p.first.ns == "world:client"]
-    assert later and all("NAT by conntrack (as the connection's first packet was)" in p.changes[HOST]
+    assert later and all("NAT by conntrack at PREROUTING on eth0 (as the connection's first packet was)" in p.changes[HOST]
                          for p in later)
 
 
@@ -121,7 +122,7 @@ def test_a_recorded_trace_is_saved_as_a_pcap_of_every_frame(tmp_path):
     raw = load_trace("masquerade-ping")
     written = TraceResult(raw, "icmp").save(str(tmp_path / "ping.pcap"))
     with open(written, "rb") as f:
-        assert len(list(dpkt.pcap.Reader(f))) == len(raw["frames"]) == 16
+        assert len(list(dpkt.pcap.Reader(f))) == len(raw.frames) == 16
 
 
 # -- hand-made frames and trace lines ----------------------------------------------------------
@@ -162,7 +163,7 @@ def test_hand_made_sightings_on_a_hand_built_lab_become_one_delivered_packet_per
               (1 * second + 20, HOST, "veth-c2", 4, echo(C1, C2, 1)), (1 * second + 30, "c2", "eth0", 0, echo(C1, C2, 1)),
               (1 * second + 40, "c2", "eth0", 4, echo(C2, C1, 9, kind=0)),
               (1 * second + 50, HOST, "veth-c2", 0, echo(C2, C1, 9, kind=0))]
-    packets = Assembly({"snapshot": snapshot, "frames": frames, "netfilter": {}}).packets
+    packets = Assembly(TraceRecording(frames, {}, snapshot)).packets
     assert [len(p.hops) for p in packets] == [4, 2]
     assert packets[0].fate == "delivered to c2" and packets[0].changes == {}
     assert packets[0].flow == packets[1].flow
@@ -172,7 +173,7 @@ def test_hand_made_sightings_on_a_hand_built_lab_become_one_delivered_packet_per
 def test_a_retransmission_on_the_same_interface_is_a_packet_of_its_own():
     snapshot = two_containers().snapshot()
     frames = [(10, "c1", "eth0", 4, echo(C1, C2, 1)), (20, "c1", "eth0", 4, echo(C1, C2, 1))]
-    assert len(Assembly({"snapshot": snapshot, "frames": frames, "netfilter": {}}).packets) == 2
+    assert len(Assembly(TraceRecording(frames, {}, snapshot)).packets) == 2
 
 
 def test_a_nat_rule_met_is_a_step_with_its_verdict_and_without_counters():
