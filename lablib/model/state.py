@@ -202,3 +202,7 @@ class Snapshot:
                 if place != ns.name and place != HOST and not place.startswith(WORLD_PREFIX):
                     parents[ns.name] = place
         return {child: parent for child, parent in parents.items() if parent not in parents}
+
+    def ports(self, ns: str, bridge: str) -> list[Link]:
+        """The interfaces of namespace `ns` that are ports of `bridge`."""
+        return [link for link in self.namespaces[ns].links if link.master == bridge]

@@ -196,4 +196,4 @@ def test_a_nat_rule_met_is_a_step_with_its_verdict_and_without_counters():
 def test_every_recorded_packet_gets_a_fate(name):
     packets = assembled(name).packets
     assert packets and all(p.fate for p in packets)
-    assert isinstance(overlay_for(load_trace(name)["snapshot"], packets), Overlay)
+    assert isinstance(overlay_for(load_trace(name).snapshot, packets), Overlay)
