@@ -27,6 +27,7 @@ from ..views.rules import (
     parse_spec,
     render,
     shadowed_by,
+    shared,
 )
 
 
@@ -289,9 +290,10 @@ class rule(Claim):
         # The nearest miss: the rule with one difference, the likeliest slip first (a
         # negation, a narrowing, a name no interface has, a typo'd value).
         names = {link.name for link in namespace.links}
-        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        near = [(-shared(self.spec, parsed[i]), _slip(problems[i][0], names), i)
+                for i in range(len(parsed)) if len(problems[i]) == 1]
         if near:
-            weight, best = min(near)
+            _, weight, best = min(near)
             rule_text = parsed[best]
             if weight < 1:
                 return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
