@@ -27,6 +27,7 @@ from ..views.rules import (
     parse_spec,
     render,
     shadowed_by,
+    shared,
 )
 
 
@@ -289,9 +290,17 @@ class rule(Claim):
         # The nearest miss: the rule with one difference, the likeliest slip first (a
         # negation, a narrowing, a name no interface has, a typo'd value).
         names = {link.name for link in namespace.links}
-        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        # A rule that shares no named condition and has conditions of its own is another
+        # rule (Docker's MASQUERADE), not a slip in this one.
+        named = set(self.spec.matches) | {"protocol"}
+
+        def kin(rule) -> bool:
+            exact = shared(self.spec, rule) - (rule.target is not None and rule.target == self.spec.target)
+            return exact > 0 or not self.spec.matches or set(rule.matches) <= named
+        near = [(-shared(self.spec, parsed[i]), _slip(problems[i][0], names), i)
+                for i in range(len(parsed)) if len(problems[i]) == 1 and kin(parsed[i])]
         if near:
-            weight, best = min(near)
+            _, weight, best = min(near)
             rule_text = parsed[best]
             if weight < 1:
                 return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
