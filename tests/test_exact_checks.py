@@ -102,3 +102,13 @@ def test_a_route_missing_because_its_link_is_down_says_the_link_is_down(lab):
     lab.sh("ip link add v0 type veth peer name v1 && ip address add 10.9.0.1/24 dev v0")
     result = lab.check("t-10", expect.route("host", "10.9.0.0/24", dev="v0"))
     assert not result and "v0 is DOWN" in result.verdicts[0].hint and "ip link set v0 up" in result.verdicts[0].hint
+
+
+def test_a_docker_like_forward_chain_is_drop_with_conntrack_accepts(lab):
+    lab.build(["c1", "c2"], forward="docker", nat=True)
+    result = lab.check("t-11", expect.policy("filter", "FORWARD", "DROP"),
+                       expect.rule("filter", "FORWARD", "-o br0", "--ctstate RELATED,ESTABLISHED", "-j ACCEPT"),
+                       expect.rule("filter", "FORWARD", "-i br0", "! -o br0", "-j ACCEPT"),
+                       expect.reaches("c1", "http://198.51.100.10/"),
+                       expect.reaches("c1", "10.0.0.3"))
+    assert result, result.text()

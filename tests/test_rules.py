@@ -79,3 +79,21 @@ def test_a_claim_of_bare_words_names_only_those():
     assert mismatches(spec, parse_rule("-A OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT "
                                        "--to-destination 127.0.0.11:10053")) == []
     assert mismatches(spec, parse_rule("-A OUTPUT -d 127.0.0.12/32 -p udp -j DNAT --to-destination 1.2.3.4"))
+
+
+def test_a_claim_renders_as_the_iptables_options_that_add_it():
+    from lablib.views.rules import render
+    assert render(parse_spec(["--dport 8080", "REJECT"])) == "-p tcp --dport 8080 -j REJECT"
+    assert render(parse_spec(["--in-interface eth0", "--out-interface bridge_home", "--jump ACCEPT"])) == \
+        "-i eth0 -o bridge_home -j ACCEPT"
+    assert render(parse_spec(["-s 172.18.0.0/16", "! -o br-app", "-j MASQUERADE"])) == \
+        "! -o br-app -s 172.18.0.0/16 -j MASQUERADE"
+
+
+def test_predicted_values_compare_as_addresses_rules_or_words():
+    from lablib.views.observe import same_value
+    assert same_value("172.17.0.2", "172.17.0.2/32")
+    assert not same_value("10.0.0.2", "203.0.113.10")
+    assert same_value("-A FORWARD -i br0 -o eth0 -j ACCEPT", "-A FORWARD -i br0 -o eth0 -j ACCEPT")
+    assert not same_value("-A FORWARD -i br0 -o eth0 -j ACCEPT", "-A FORWARD -i br0 ! -o eth0 -j ACCEPT")
+    assert same_value("Host", "host") and not same_value("host", "c1")

@@ -72,7 +72,7 @@ def container_names(containers: int | list[str] | tuple[str, ...]) -> list[str]:
     return list(containers)
 
 
-def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bool, dns: bool,
+def plan(containers: list[str], bridge: str, subnet: str, forward: bool | str, nat: bool, dns: bool,
          publish: dict[int, tuple[str, int]]) -> tuple[Plan, Network]:
     network_range = ipaddress.ip_network(subnet)
     hosts = network_range.hosts()
@@ -96,7 +96,14 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bo
                                     "link set eth0 up",
                                     f"addr add {address}/{prefix} dev eth0",
                                     f"route add default via {gateway}"]
-    if forward or nat or publish:
+    if forward == "docker":
+        # As Docker leaves FORWARD when it had to switch ip_forward on: policy DROP, replies
+        # back in by conntrack, the bridge's own traffic out and within.
+        steps.shell += ["sysctl -qw net.ipv4.ip_forward=1", "iptables -P FORWARD DROP",
+                        f"iptables -A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                        f"iptables -A FORWARD -i {bridge} ! -o {bridge} -j ACCEPT",
+                        f"iptables -A FORWARD -i {bridge} -o {bridge} -j ACCEPT"]
+    elif forward or nat or publish:
         # Where notebook 04 ends: forwarding on, FORWARD's policy DROP (as Docker sets it when
         # it switches ip_forward on), and accepts between the bridge and the uplink.
         steps.shell += ["sysctl -qw net.ipv4.ip_forward=1",
@@ -125,7 +132,7 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool, nat: bo
 
 
 def build(lab: Lab, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
-          subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
+          subnet: str = "10.0.0.0/24", forward: bool | str = False, nat: bool = False, dns: bool = False,
           servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
           show: bool = False) -> Network:
     """Build containers on a bridge in `lab`, with real commands; see Lab.build."""

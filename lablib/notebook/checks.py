@@ -29,6 +29,7 @@ from ..views.rules import (
     parse_spec,
     render,
     shadowed_by,
+    shared,
 )
 
 if TYPE_CHECKING:
@@ -148,6 +149,12 @@ class interface(Claim):
         if self.master and link.master != self.master:
             return Verdict(False, claim, f"{self.name} is {'on ' + link.master if link.master else 'on no bridge'}; "
                                          f"attach it: {command_prefix(self.ns)}ip link set {self.name} master {self.master}")
+        stray = [a for a in link.notable_addresses if ":" not in a]
+        if self.master and stray and not self.address:
+            # A bridge's port only carries frames into the bridge: the address belongs on the bridge.
+            return Verdict(False, claim, f"{self.name} is a port of {self.master} but still has {stray[0]} (its own "
+                                         f"route competes with the bridge's); delete it: "
+                                         f"{command_prefix(self.ns)}ip address delete {stray[0]} dev {self.name}")
         return Verdict(True, claim)
 
 
@@ -294,9 +301,17 @@ class rule(Claim):
         # The nearest miss: the rule with one difference, the likeliest slip first (a
         # negation, a narrowing, a name no interface has, a typo'd value).
         names = {link.name for link in namespace.links}
-        near = [(_slip(problems[i][0], names), i) for i in range(len(parsed)) if len(problems[i]) == 1]
+        # A rule that shares no named condition and has conditions of its own is another
+        # rule (Docker's MASQUERADE), not a slip in this one.
+        named = set(self.spec.matches) | {"protocol"}
+
+        def kin(rule) -> bool:
+            exact = shared(self.spec, rule) - (rule.target is not None and rule.target == self.spec.target)
+            return exact > 0 or not self.spec.matches or set(rule.matches) <= named
+        near = [(-shared(self.spec, parsed[i]), _slip(problems[i][0], names), i)
+                for i in range(len(parsed)) if len(problems[i]) == 1 and kin(parsed[i])]
         if near:
-            weight, best = min(near)
+            _, weight, best = min(near)
             rule_text = parsed[best]
             if weight < 1:
                 return Verdict(False, claim, f"the nearest rule, `{rule_text}`: {problems[best][0]}. Replace it: "
@@ -664,6 +679,16 @@ class resolves(Claim):
         if own and (self.to is None or self.to in own):
             return Verdict(True, claim, seen=f"from {describe_ns(self.ns)}'s own hosts file /etc/netns/{self.ns}/hosts")
         where = f"/etc/netns/{self.ns}/resolv.conf" if self.ns != HOST else "/etc/resolv.conf"
+        hosts_file = "" if self.ns == HOST else \
+            lab.sh(f"grep -w {shlex.quote(self.name)} /etc/hosts", check=False).stdout.strip()
+        not_dns = (f"; the lab host's /etc/hosts names {self.name} ({hosts_file.splitlines()[0]}), but that is not "
+                   "DNS and no container shares it: delete that line") if hosts_file else ""
+        if self.ns != HOST and not lab.sh(f"test -f {where}", check=False).ok:
+            # Docker writes each container a resolv.conf of its own; without one, `ip netns
+            # exec` shows the namespace the lab host's file.
+            return Verdict(False, claim, f"{describe_ns(self.ns)} has no resolv.conf of its own, so it reads the lab "
+                                         f"host's /etc/resolv.conf; write one: mkdir -p /etc/netns/{self.ns} && "
+                                         f"echo 'nameserver ...' > {where}{not_dns}")
         servers = re.findall(r"^nameserver\s+(\S+)", _read_resolv_conf(lab, self.ns), re.M)
         if not servers:
             return Verdict(False, claim, f"its resolv.conf names no nameserver: write one into {where}")
@@ -675,13 +700,10 @@ class resolves(Claim):
             return Verdict(True, claim, seen=f"nameserver {server} answered {', '.join(answers)}")
         if answers:
             return Verdict(False, claim, f"nameserver {server} answers {', '.join(answers)}")
-        hosts = lab.sh(f"getent hosts {self.name}", check=False).stdout.strip() if self.ns != HOST else ""
-        if hosts:
-            hosts_file = lab.sh(f"grep -w {shlex.quote(self.name)} /etc/hosts", check=False).stdout.strip()
-            if hosts_file:
-                return Verdict(False, claim, f"the lab host's /etc/hosts names {self.name} ({hosts_file}), but that "
-                                             "is not DNS and no container shares it; delete that line, and give "
-                                             f"{describe_ns(self.ns)} a nameserver that answers, in {where}")
+        if hosts_file:
+            return Verdict(False, claim, f"the lab host's /etc/hosts names {self.name} ({hosts_file.splitlines()[0]}), "
+                                         "but that is not DNS and no container shares it; delete that line, and give "
+                                         f"{describe_ns(self.ns)} a nameserver that answers, in {where}")
         if result is None or "timed out" in result.stdout or "no servers could be reached" in result.stdout:
             return Verdict(False, claim, f"its resolv.conf ({where}) names nameserver {server}, which does not "
                                          f"answer from {describe_ns(self.ns)}: is that the right server, and "

@@ -104,7 +104,7 @@ class Lab:
         return process
 
     def build(self, containers: int | list[str] | tuple[str, ...] = ("c1", "c2"), *, bridge: str = "br0",
-              subnet: str = "10.0.0.0/24", forward: bool = False, nat: bool = False, dns: bool = False,
+              subnet: str = "10.0.0.0/24", forward: bool | str = False, nat: bool = False, dns: bool = False,
               servers: dict[str, int] | None = None, publish: dict[int, tuple[str, int]] | None = None,
               show: bool = False) -> Network:
         """Build containers on a bridge in one call, with the commands a learner would type.
@@ -112,7 +112,9 @@ class Lab:
         Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
         the next free address of `subnet`, and a default route via the bridge, which
         takes the first address. Options add, as Docker would: `forward` (ip_forward, FORWARD
-        policy DROP, and accepts bridge→uplink, uplink→bridge and bridge→bridge), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
+        policy DROP, and accepts bridge→uplink, uplink→bridge and bridge→bridge: where notebook
+        04 ends; `forward="docker"`: policy DROP, replies by conntrack RELATED,ESTABLISHED, the
+        bridge's traffic out and within), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
         container), `servers` ({"c1": 80}: an HTTP server), `publish` ({8080: ("c1", 80)}:
         DNAT from the host's port). `show=True` prints the commands. Returns a Network.
         """

@@ -143,13 +143,19 @@ class Prediction:
         """Which rule counted the packet: the rules whose counters moved between two
         readings (`lab.counters()` before and after the experiment)."""
         moved = counted_rules(before, after)
-        predicted = self.predicted_value
-        hit = next((m for m in moved if predicted is not None and (
-            same_value(predicted, m[3]) or (m[3].startswith("policy") and predicted.lower() in
-                                             (m[3].lower(), f"{m[2]} {m[3]}".lower())))), None)
+
+        def counted(value: str | None):
+            return next((m for m in moved if value is not None and (
+                same_value(value, m[3]) or (m[3].startswith("policy") and value.lower() in
+                                            (m[3].lower(), f"{m[2]} {m[3]}".lower())))), None)
+        hit = counted(self.predicted_value)
         observed = "; ".join(f"{chain} {text}" if text.startswith("policy") else text
                              for _ns, _table, chain, text in moved) or "no counter moved"
         outcome = self.observe(hit[3] if hit else observed, because=because, started=getattr(before, "taken", None))
+        if not outcome.passed and not outcome.note:
+            right = [f"{k}) {v}" for k, v in self.choices.items() if counted(v)]
+            if right:
+                outcome.note = f"the right choice was {' and '.join(right)}"
         return outcome
 
     def __repr__(self) -> str:

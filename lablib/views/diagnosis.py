@@ -79,9 +79,10 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result: ProbeOutput) ->
                 f"{command_prefix(far.ns)}ip link set {far.name} up")
     if far is not None and far.kind == "veth" and far.master is None and not far.notable_addresses and any(
             l.kind == "bridge" for l in snapshot.namespaces[far.ns].links):
-        bridge = next(l.name for l in snapshot.namespaces[far.ns].links if l.kind == "bridge" and any(
-            ipaddress.ip_interface(a).network == ipaddress.ip_interface(c).network
-            for a in l.notable_addresses for c in out.notable_addresses) or l.kind == "bridge")
+        bridges = [l for l in snapshot.namespaces[far.ns].links if l.kind == "bridge"]
+        same_subnet = [l for l in bridges if any(ipaddress.ip_interface(a).network == ipaddress.ip_interface(c).network
+                                                 for a in l.notable_addresses for c in out.notable_addresses)]
+        bridge = (same_subnet or bridges)[0].name
         return (f"the other end of {out.name}, {far.name} in {describe_ns(far.ns)}, is on no bridge and has no "
                 f"address, so nothing hears {describe_ns(src)}: {command_prefix(far.ns)}ip link set {far.name} "
                 f"master {bridge}")

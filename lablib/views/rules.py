@@ -338,3 +338,11 @@ def render(spec: ParsedRule) -> str:
         words.append(f"-j {spec.target}")
     words += [f"{option} {value}".strip() for option, value in spec.target_options.items()]
     return " ".join(words)
+
+
+def shared(spec: ParsedRule, rule: ParsedRule) -> int:
+    """How many of the options a claim names the rule has exactly (for ranking near misses)."""
+    count = sum(1 for name, match in spec.matches.items() if rule.matches.get(name) == match)
+    count += sum(1 for address in spec.addresses
+                 if any(str(m.value).split("/")[0] == address for m in rule.matches.values()))
+    return count + (spec.target is not None and rule.target == spec.target)
