@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from ..machine import tools
-from ..machine.ids import id_mapping
+from ..machine.ids import id_mapping, root_lab_range
 from ..machine.userns import VM_HINT, Finding, user_namespace_blockers
 
 
@@ -17,8 +17,10 @@ def check_tools() -> Finding:
 
 def check_ids() -> Finding:
     mapping = id_mapping()
-    if mapping == "identity":
-        return Finding(True, "running as root: lab hosts map every user id to itself", required=False)
+    if mapping == "range":
+        first, count = root_lab_range()
+        return Finding(True, f"running as root: a lab host's root is the unprivileged uid {first} outside it "
+                       f"(ids {first}-{first + count - 1}), nobody special on this machine", required=False)
     if mapping == "subids":
         return Finding(True, "your subordinate uid/gid ranges are mapped: tcpdump and dnsmasq switch users as usual",
                        required=False)

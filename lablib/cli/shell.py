@@ -25,7 +25,7 @@ def run() -> int:
     print("Type exit (or Ctrl-D) to leave; the lab host and everything in it goes away then.")
     try:
         return subprocess.call(["nsenter", "--target", str(lab.sandbox.init_pid()), "--user",
-                                "--net", "--mount", "--uts", "--pid", f"--wd={os.getcwd()}",
+                                "--net", "--mount", "--uts", "--pid", "--wd=/root",
                                 "bash", "--norc", "--noprofile", "-i"], env=env)
     finally:
         lab.close()

@@ -173,15 +173,48 @@ def be_init(worker_pid: int) -> None:
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
+def contain_then_exec(keep: list[str], owner: int, size: int, argv: list[str]) -> None:
+    """For a lab started by root: as the machine's root, in a mount namespace of this lab's
+    own, make the machine read-only and the private places the lab's range owns; then
+    make the lab's user namespace, wait (blocked on stdin, not spinning) until the
+    notebook side has mapped it to that range, become its root, and exec `argv`. The
+    mounts made here are locked in the lab: its root cannot unmount them."""
+    try:
+        labhost.contain(keep, owner, size)
+        linux.unshare(linux.CLONE_NEWUSER)
+    except OSError as error:
+        sys.exit(f"the lab host's filesystem could not be prepared: {error}")
+    if os.read(0, 3) != b"go\n":
+        os._exit(1)   # the notebook side is gone (or could not map): nothing to start
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # Still capable here (no exec since unshare): switch to the lab's root, which the map
+    # has made the range's first id; exec then grants the capabilities within the lab only.
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.execv(argv[0], argv)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="lablib's agent (started by lablib, not by hand)")
-    parser.add_argument("--inbox", type=int, required=True)
-    parser.add_argument("--outbox", type=int, required=True)
+    parser.add_argument("--inbox", type=int)
+    parser.add_argument("--outbox", type=int)
+    parser.add_argument("--keep", action="append", default=[],
+                        help="a path the lab needs from the machine (its Python, lablib), kept visible read-only")
+    parser.add_argument("--place-size", type=int, default=labhost.PLACE_SIZE)
+    parser.add_argument("--contained", action="store_true", help="contain() was done by --outer")
+    parser.add_argument("--outer", type=int, metavar="OWNER",
+                        help="run as the machine's root: contain() for OWNER, then exec the rest")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    if os.getpid() != 1:
+    if args.outer is not None:
+        contain_then_exec(args.keep, args.outer, args.place_size, args.rest[1:] if args.rest[:1] == ["--"] else args.rest)
+    if os.getpid() != 1 or args.inbox is None:
         sys.exit("lablib.inside.agent runs as PID 1 of a lab host's sandbox; use lablib.Lab() instead")
     try:
-        notes = labhost.prepare_filesystem()
+        notes = labhost.prepare_filesystem(args.keep, args.contained, args.place_size)
     except OSError as error:
         Connection(args.outbox, readable=False).send(
             {"id": 0, "error": ("SandboxUnavailable", f"the lab host's filesystem could not be prepared: {error}")})

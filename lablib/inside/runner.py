@@ -205,7 +205,7 @@ class Runner:
         started = time.monotonic()
         try:
             process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=self.env,
+                                       stderr=subprocess.PIPE, env=self.env, cwd=self.env["HOME"],
                                        start_new_session=True)
         except FileNotFoundError as error:
             raise LabError(f"cannot start '{argv[0]}': not installed ({error.strerror})") from None
@@ -291,7 +291,7 @@ class Runner:
         argv = argv or argv_for(command, ns, self.env["PATH"])
         command = command or shlex.join(argv)
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=self.env,
+                                   stderr=subprocess.STDOUT, env=self.env, cwd=self.env["HOME"],
                                    start_new_session=True, pass_fds=pass_fds)
         background = Background(process, name or command.split()[0], command, ns)
         self.background[process.pid] = background

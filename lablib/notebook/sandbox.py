@@ -21,28 +21,53 @@ from pathlib import Path
 from typing import Callable
 
 from ..machine import tools
-from ..machine.ids import id_mapping
+from ..machine.ids import id_mapping, root_lab_range, unreadable_for_others
 from ..machine.userns import explain_start_failure
 from ..model import errors
 
 START_TIMEOUT = 15.0
 NAMESPACES = ["--user", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child"]
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent   # the folder holding lablib/
 
 
 def launch_argv(mapping: str) -> list[str]:
     unshare = tools.find("unshare") or "unshare"
-    # For root, the notebook side writes the maps itself (write_identity_map): root may
-    # map every id without /etc/subuid, and keeps setgroups allowed.
-    options = {"identity": [], "subids": ["--map-auto", "--map-root-user"],
-               "single": ["--map-root-user"]}[mapping]
+    if mapping == "range":
+        # For root, the user namespace is made before (agent.contain_then_exec) and the
+        # notebook side writes its maps (write_range_map): root may map any range
+        # without /etc/subuid, and keeps setgroups allowed.
+        return [unshare, *[n for n in NAMESPACES if n != "--user"]]
+    options = {"subids": ["--map-auto", "--map-root-user"], "single": ["--map-root-user"]}[mapping]
     return [unshare, *NAMESPACES, *options]
 
 
-WAIT_FOR_MAP = 'until read -r _ < /proc/self/uid_map; do :; done; exec "$@"'
+def needed_paths() -> list[str]:
+    """What the lab host needs from the machine: this Python, its packages, lablib.
+    They stay visible (read-only) even where the lab has a private place (/tmp, /root)."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+                  os.path.dirname(os.path.realpath(sys.executable)), str(PACKAGE_ROOT)}
+    candidates.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
+    paths = sorted({os.path.realpath(p) for p in candidates} | {os.path.abspath(p) for p in candidates})
+    kept: list[str] = []
+    for path in paths:   # sorted: a folder comes before what is inside it
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return kept
 
 
-def write_identity_map(pid: int, timeout: float = 2.0) -> None:
-    """Map every user and group id to itself in the user namespace `pid` creates."""
+def required_for_root_labs() -> list[str]:
+    """Files a lab started by root must be able to read as its unprivileged range."""
+    import importlib.util
+    paths = [os.path.realpath(sys.executable), os.path.join(sys.prefix, "pyvenv.cfg"),
+             os.path.dirname(os.__file__), str(PACKAGE_ROOT / "lablib" / "inside" / "agent.py")]
+    spec = importlib.util.find_spec("pyroute2")
+    if spec and spec.origin:
+        paths.append(spec.origin)
+    return [p for p in paths if os.path.exists(p)]
+
+
+def write_range_map(pid: int, first: int, count: int, timeout: float = START_TIMEOUT) -> bool:
+    """Map ids 0..count-1 of the user namespace `pid` creates to first..first+count-1."""
     own = os.readlink("/proc/self/ns/user")
     deadline = time.monotonic() + timeout
     while True:
@@ -50,20 +75,37 @@ def write_identity_map(pid: int, timeout: float = 2.0) -> None:
             if os.readlink(f"/proc/{pid}/ns/user") != own:
                 break   # unshare has made its user namespace
         except OSError:
-            return      # it died; the start-up error says why
+            return False   # it died; the start-up error says why
         if time.monotonic() > deadline:
-            return
+            return False
         time.sleep(0.0002)
-    for name in ("uid_map", "gid_map"):
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write("0 0 4294967295\n")
+    try:
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {first} {count}\n")
+    except OSError:
+        return False
+    return True
+
+
+def root_launch(agent: list[str], keep: list[str], place_size: int) -> list[str]:
+    """The argv that starts a lab as root: contain() as the machine's root in a mount
+    namespace of its own, then the lab's user namespace, waiting for its map on stdin."""
+    first, _count = root_lab_range()
+    unshare = tools.find("unshare") or "unshare"
+    python = agent[0]
+    return [unshare, "--mount", "--propagation", "private",
+            python, "-m", "lablib.inside.agent", "--outer", str(first), "--place-size", str(place_size),
+            *[f"--keep={k}" for k in keep], "--",
+            *launch_argv("range"), *agent, "--contained"]
 
 
 class Sandbox:
     """A running lab host sandbox: its process and the pipes to its agent."""
 
-    def __init__(self) -> None:
+    def __init__(self, place_size: int = 256 << 20) -> None:
         self.mapping = id_mapping()
+        self.place_size = place_size
         try:
             self.ready = self._start()
         except errors.SandboxUnavailable:
@@ -78,29 +120,45 @@ class Sandbox:
         self._finalizer = weakref.finalize(self, _shutdown, self.process, self._to_agent)
 
     def _start(self) -> dict:
+        keep = needed_paths()
+        if self.mapping == "range":
+            unreadable = unreadable_for_others(required_for_root_labs())
+            if unreadable:
+                raise errors.SandboxUnavailable(
+                    f"a lab started by root runs as an unprivileged user, who cannot read {unreadable}; "
+                    "put the project and its .venv where every user can read them (chmod o+rX), "
+                    "or start the lab as an ordinary user")
         inbox_read, inbox_write = os.pipe()      # notebook -> agent
         outbox_read, outbox_write = os.pipe()    # agent -> notebook
-        package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p))
+            p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p))
         stderr = tempfile.TemporaryFile()
-        argv = launch_argv(self.mapping) + [
-            sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read), "--outbox", str(outbox_write)]
-        if self.mapping == "identity":
-            # Capabilities are granted at exec time only to a mapped root: wait for the map.
-            position = len(launch_argv(self.mapping))
-            argv[position:position] = ["sh", "-c", WAIT_FOR_MAP, "sh"]
+        agent = [sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read),
+                 "--outbox", str(outbox_write), "--place-size", str(self.place_size),
+                 *[f"--keep={k}" for k in keep]]
+        go_read = go_write = None
+        if self.mapping == "range":
+            go_read, go_write = os.pipe()
+            argv = root_launch(agent, keep, self.place_size)
+        else:
+            argv = launch_argv(self.mapping) + agent
         try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=stderr, pass_fds=(inbox_read, outbox_write), env=env)
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if go_read is None else go_read,
+                                            stdout=subprocess.DEVNULL, stderr=stderr,
+                                            pass_fds=(inbox_read, outbox_write), env=env, cwd="/")
         except FileNotFoundError:
             raise errors.SandboxUnavailable(
                 "cannot start a lab host: 'unshare' is missing; sudo apt-get install util-linux") from None
         finally:
             os.close(inbox_read)
             os.close(outbox_write)
-        if self.mapping == "identity":
-            write_identity_map(self.process.pid)
+            if go_read is not None:
+                os.close(go_read)
+        if go_write is not None:
+            # The pipe ends with this process: if it dies before this, the lab ends too.
+            if write_range_map(self.process.pid, *root_lab_range()):
+                os.write(go_write, b"go\n")
+            os.close(go_write)
         self._to_agent = Connection(inbox_write, readable=False)
         self._from_agent = Connection(outbox_read, writable=False)
         try:
