@@ -9,13 +9,14 @@ from .model.errors import (
     CommandFailed,
     CommandTimeout,
     LabError,
+    LimitReached,
     NamespaceNotFound,
     SandboxUnavailable,
     ToolMissing,
     WaitingForInput,
 )
 
-__all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
+__all__ = ["Lab", "expect", "LabError", "LimitReached", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 

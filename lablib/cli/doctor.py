@@ -29,6 +29,17 @@ def check_ids() -> Finding:
                    "--add-subgids 100000-165535 $USER)", required=False)
 
 
+def check_limits() -> Finding:
+    from ..machine.limits import Limits
+    try:
+        limits = Limits.of()
+    except ValueError as error:
+        return Finding(False, "per-lab limits are misconfigured", str(error))
+    return Finding(True, f"limits per lab host: {limits.summary()}, by {limits.how()}",
+                   "Lab(max_processes=..., max_memory=...) or LABLIB_MAX_PROCESSES / LABLIB_MAX_MEMORY change them",
+                   required=False)
+
+
 KERNEL_PROBES = {
     "veth pairs": "ip link add doctor-a type veth peer name doctor-b",
     "bridges": "ip link add doctor-br type bridge",
@@ -68,7 +79,7 @@ def check_lab_host() -> list[Finding]:
 
 def run(quiet: bool = False) -> int:
     """Print the doctor's report; return 0 when the labs can run here."""
-    findings = [check_tools(), *user_namespace_blockers(), check_ids()]
+    findings = [check_tools(), *user_namespace_blockers(), check_ids(), check_limits()]
     if findings[0].ok and not any(not f.ok for f in findings[1:]):
         findings += check_lab_host()
     problems = [f for f in findings if not f.ok and f.required]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import sys
 import threading
@@ -70,7 +71,12 @@ class Agent:
                 request = self.inbox.recv()
             except (EOFError, OSError):
                 os._exit(0)   # the notebook is gone: PID 1 follows, and the sandbox with it
-            threading.Thread(target=self.handle, args=(request,), daemon=True).start()
+            try:
+                threading.Thread(target=self.handle, args=(request,), daemon=True).start()
+            except RuntimeError:   # no thread to spare: the lab is at its process limit
+                from .runner import process_limit_error
+                error = process_limit_error()
+                self.send({"id": request["id"], "error": (type(error).__name__, str(error))})
 
     def handle(self, request: dict) -> None:
         request_id = request["id"]
@@ -83,9 +89,14 @@ class Agent:
             reply = {"id": request_id, "value": value}
         except LabError as error:
             reply = {"id": request_id, "error": (type(error).__name__, str(error))}
-        except Exception as error:  # a bug in lablib: say so plainly, keep the details
-            traceback.print_exc()
-            reply = {"id": request_id, "error": ("LabError", f"lablib agent failed: {error!r}")}
+        except Exception as error:
+            if isinstance(error, BlockingIOError) or "can't start new thread" in str(error):
+                from .runner import process_limit_error   # no process or thread to spare
+                limit = process_limit_error()
+                reply = {"id": request_id, "error": (type(limit).__name__, str(limit))}
+            else:   # a bug in lablib: say so plainly, keep the details
+                traceback.print_exc()
+                reply = {"id": request_id, "error": ("LabError", f"lablib agent failed: {error!r}")}
         try:
             self.send(reply)
         except (OSError, ValueError):
@@ -197,6 +208,17 @@ def contain_then_exec(keep: list[str], owner: int, size: int, argv: list[str]) -
     os.execv(argv[0], argv)
 
 
+def set_limits(processes: int | None, memory: int | None) -> None:
+    """Limits for everything in the lab host, which its root cannot raise (that needs
+    CAP_SYS_RESOURCE on the machine). Linux counts RLIMIT_NPROC per user and user
+    namespace, so this lab's processes count against this lab's limit only."""
+    for kind, wanted in ((resource.RLIMIT_NPROC, processes), (resource.RLIMIT_DATA, memory)):
+        if wanted:
+            hard = resource.getrlimit(kind)[1]   # the machine's own limit for this user caps it
+            value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(kind, (value, value))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="lablib's agent (started by lablib, not by hand)")
     parser.add_argument("--inbox", type=int)
@@ -207,12 +229,15 @@ def main() -> None:
     parser.add_argument("--contained", action="store_true", help="contain() was done by --outer")
     parser.add_argument("--outer", type=int, metavar="OWNER",
                         help="run as the machine's root: contain() for OWNER, then exec the rest")
+    parser.add_argument("--max-processes", type=int, help="RLIMIT_NPROC of the lab (its own count)")
+    parser.add_argument("--max-memory", type=int, help="RLIMIT_DATA of each process of the lab")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.outer is not None:
         contain_then_exec(args.keep, args.outer, args.place_size, args.rest[1:] if args.rest[:1] == ["--"] else args.rest)
     if os.getpid() != 1 or args.inbox is None:
         sys.exit("lablib.inside.agent runs as PID 1 of a lab host's sandbox; use lablib.Lab() instead")
+    set_limits(args.max_processes, args.max_memory)
     try:
         notes = labhost.prepare_filesystem(args.keep, args.contained, args.place_size)
     except OSError as error:

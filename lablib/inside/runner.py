@@ -173,6 +173,31 @@ def _signal_group(pgid: int, sig: int) -> None:
 READ_SYSCALLS = {"x86_64": {0, 17, 19}, "aarch64": {63, 65, 67}}.get(os.uname().machine, set())
 
 
+# What programs print when the lab's limits stop them (fork/clone failing with EAGAIN under
+# RLIMIT_NPROC or pids.max; allocation failing under RLIMIT_DATA).
+PROCESS_LIMIT_SIGNS = (b"fork: retry: Resource temporarily unavailable", b"fork: Resource temporarily unavailable",
+                       b"Cannot fork", b"can't fork", b"can't start new thread")
+MEMORY_LIMIT_SIGNS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"Out of memory",
+                      b"out of memory")
+
+
+def limit_reached(stderr: bytes) -> str | None:
+    """Which of the lab's limits a command's complaints show it hit: processes, memory, or None."""
+    if any(sign in stderr for sign in PROCESS_LIMIT_SIGNS):
+        return "processes"
+    if any(sign in stderr for sign in MEMORY_LIMIT_SIGNS):
+        return "memory"
+    return None
+
+
+def process_limit_error() -> LabError:
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    return LabError(f"this lab host has reached its limit of {limit} processes: something left running keeps "
+                    "starting more (a fork bomb?); run lab.reset() for a fresh lab host "
+                    "(Lab(max_processes=...) sets the limit)")
+
+
 def waiting_for_stdin(session: int, stdin_name: str) -> str | None:
     """The name of a process of `session` blocked reading our stdin pipe, if any."""
     for pid in session_members(session):
@@ -209,6 +234,8 @@ class Runner:
                                        start_new_session=True)
         except FileNotFoundError as error:
             raise LabError(f"cannot start '{argv[0]}': not installed ({error.strerror})") from None
+        except BlockingIOError:
+            raise process_limit_error() from None
         job = self.jobs[request_id] = Job(process)
         stdin_name = f"pipe:[{os.fstat(process.stdin.fileno()).st_ino}]"
         captures = {"stdout": Capture(), "stderr": Capture()}
@@ -263,6 +290,7 @@ class Runner:
             "dropped": captures["stdout"].dropped + captures["stderr"].dropped,
             "exit_code": exit_code, "stopped": stopped, "waiting_program": waiting_program,
             "duration": time.monotonic() - started,
+            "limit": limit_reached(bytes(captures["stderr"].data)) if (stopped or exit_code) else None,
         }
 
     def _stop(self, process: subprocess.Popen) -> None:
@@ -290,9 +318,12 @@ class Runner:
               pass_fds: tuple[int, ...] = (), argv: list[str] | None = None) -> Background:
         argv = argv or argv_for(command, ns, self.env["PATH"])
         command = command or shlex.join(argv)
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=self.env, cwd=self.env["HOME"],
-                                   start_new_session=True, pass_fds=pass_fds)
+        try:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, env=self.env, cwd=self.env["HOME"],
+                                       start_new_session=True, pass_fds=pass_fds)
+        except BlockingIOError:
+            raise process_limit_error() from None
         background = Background(process, name or command.split()[0], command, ns)
         self.background[process.pid] = background
         _wait_until_inside(process, ns)

@@ -47,3 +47,11 @@ class WaitingForInput(LabError):
 
 class ToolMissing(LabError):
     """A command is not installed on this machine."""
+
+
+class LimitReached(LabError):
+    """A command hit one of the lab host's limits (processes, memory); `.result` holds what it printed."""
+
+    def __init__(self, message: str, result) -> None:
+        super().__init__(message)
+        self.result = result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..machine.limits import Limits
 from ..model import errors
 from ..model.state import Snapshot
 from ..model.world import World
@@ -21,13 +22,21 @@ class Lab:
     process that made it ends, however it ends.
     """
 
-    def __init__(self, *, quiet: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, *, quiet: bool = False, timeout: float = DEFAULT_TIMEOUT,
+                 max_processes: int | None = None, max_memory: int | str | None = None) -> None:
+        """`max_processes` and `max_memory` ("1G", "512M" or bytes) limit what this lab
+        host may use (defaults: 512 processes, 1 GiB); `python -m lablib doctor` says how
+        this machine enforces them."""
+        try:
+            self.limits = Limits.of(max_processes, max_memory)
+        except ValueError as error:
+            raise errors.LabError(str(error)) from None
         self.timeout = timeout
         self.world = World()
         self._after_command: list[Callable[[], None]] = []
         self._last_drawn: Snapshot | None = None
         self._live = None
-        self._sandbox = Sandbox()
+        self._sandbox = Sandbox(self.limits)
         from . import magics
         magics.adopt(self)
         if not quiet:
@@ -47,6 +56,10 @@ class Lab:
                                     timeout=timeout or self.timeout, stream=on_output is not None)
         result = CommandResult.from_agent(command, ns, raw)
         self._changed()
+        if not raw.get("limit") and raw["exit_code"] in (137, -9) and self._sandbox.out_of_memory():
+            raw = dict(raw, limit="memory")   # the lab's cgroup killed it for memory
+        if raw.get("limit"):
+            raise errors.LimitReached(self._limit_message(command, raw), result)
         if raw["stopped"] == "timeout":
             raise errors.CommandTimeout(
                 f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
@@ -59,6 +72,17 @@ class Lab:
         if check and not result.ok:
             raise errors.CommandFailed(result.failure_message(), result)
         return result
+
+    def _limit_message(self, command: str, raw: dict) -> str:
+        from ..machine.limits import size
+        what = f"`{command.strip()}`"
+        if raw["limit"] == "processes":
+            return (f"{what} reached this lab host's limit of {self.limits.processes} processes (a fork bomb?) "
+                    f"and was {'stopped' if raw['stopped'] else 'refused more'}; other labs were not affected. "
+                    "Lab(max_processes=...) sets the limit")
+        scope = "in all" if self.limits.by_cgroup else "per process"
+        return (f"{what} ran out of memory: this lab host allows {size(self.limits.memory)} {scope}; "
+                "other labs were not affected. Lab(max_memory='2G') sets the limit")
 
     def spawn(self, command: str, ns: str | None = None, *, name: str | None = None,
               ready_port: int | None = None, ready_text: str | None = None,
@@ -211,7 +235,7 @@ class Lab:
     def reset(self) -> None:
         """Throw this lab host away and start a fresh one in its place."""
         self._sandbox.close()
-        self._sandbox = Sandbox()
+        self._sandbox = Sandbox(self.limits)
         self._last_drawn = None
         self._changed()
 
@@ -247,7 +271,8 @@ class Lab:
             hook()
 
     def summary(self) -> str:
-        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+        return ("A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+                + f"\nlimits       {self.limits.summary()}")
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "closed"

@@ -11,7 +11,7 @@ import shlex
 import sys
 import weakref
 
-from ..model.errors import CommandTimeout, LabError, WaitingForInput
+from ..model.errors import CommandTimeout, LabError, LimitReached, WaitingForInput
 
 _current: weakref.ref | None = None
 _registered = False
@@ -114,7 +114,7 @@ def run_magic(line: str, cell: str | None) -> None:
 
     try:
         result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
-    except (CommandTimeout, WaitingForInput) as stopped:
+    except (CommandTimeout, WaitingForInput, LimitReached) as stopped:
         print(f"\n⏹ {stopped}", file=sys.stderr)
         return
     for name, stream in streams.items():

@@ -22,6 +22,7 @@ from typing import Callable
 
 from ..machine import tools
 from ..machine.ids import id_mapping, root_lab_range, unreadable_for_others
+from ..machine.limits import Limits
 from ..machine.userns import explain_start_failure
 from ..model import errors
 
@@ -88,6 +89,13 @@ def write_range_map(pid: int, first: int, count: int, timeout: float = START_TIM
     return True
 
 
+def limit_arguments(limits: Limits) -> list[str]:
+    """The agent's rlimits: processes always (per lab, as Linux counts them per user
+    namespace); memory per process only where no cgroup holds the whole lab."""
+    return ["--max-processes", str(limits.processes),
+            *([] if limits.by_cgroup else ["--max-memory", str(limits.memory)])]
+
+
 def root_launch(agent: list[str], keep: list[str], place_size: int) -> list[str]:
     """The argv that starts a lab as root: contain() as the machine's root in a mount
     namespace of its own, then the lab's user namespace, waiting for its map on stdin."""
@@ -103,9 +111,10 @@ def root_launch(agent: list[str], keep: list[str], place_size: int) -> list[str]
 class Sandbox:
     """A running lab host sandbox: its process and the pipes to its agent."""
 
-    def __init__(self, place_size: int = 256 << 20) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
         self.mapping = id_mapping()
-        self.place_size = place_size
+        self.limits = limits or Limits()
+        self.place_size = min(256 << 20, self.limits.memory // 4)   # each of /tmp, /root, ...
         try:
             self.ready = self._start()
         except errors.SandboxUnavailable:
@@ -135,13 +144,14 @@ class Sandbox:
         stderr = tempfile.TemporaryFile()
         agent = [sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read),
                  "--outbox", str(outbox_write), "--place-size", str(self.place_size),
-                 *[f"--keep={k}" for k in keep]]
+                 *limit_arguments(self.limits), *[f"--keep={k}" for k in keep]]
         go_read = go_write = None
         if self.mapping == "range":
             go_read, go_write = os.pipe()
             argv = root_launch(agent, keep, self.place_size)
         else:
             argv = launch_argv(self.mapping) + agent
+        argv = self.limits.launch_prefix() + argv
         try:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if go_read is None else go_read,
                                             stdout=subprocess.DEVNULL, stderr=stderr,
@@ -241,6 +251,20 @@ class Sandbox:
         if not children:
             raise errors.AgentDied(self.dead_reason or "the lab host has no init process")
         return int(children[0])
+
+    def out_of_memory(self) -> bool:
+        """Whether the lab's cgroup (where limits are cgroups) has killed a process for
+        memory since the last call."""
+        if not self.limits.by_cgroup:
+            return False
+        try:
+            path = Path(f"/proc/{self.process.pid}/cgroup").read_text().split("0::", 1)[1].splitlines()[0]
+            events = Path(f"/sys/fs/cgroup{path}/memory.events").read_text().split()
+            kills = int(events[events.index("oom_kill") + 1])
+        except (OSError, IndexError, ValueError):
+            return False
+        seen, self._oom_kills = getattr(self, "_oom_kills", 0), kills
+        return kills > seen
 
     @property
     def alive(self) -> bool:
