@@ -91,7 +91,7 @@ class Agent:
             reply = {"id": request_id, "error": (type(error).__name__, str(error))}
         except Exception as error:
             if isinstance(error, BlockingIOError) or "can't start new thread" in str(error):
-                from .runner import process_limit_error   # no process or thread to spare
+                from .runner import process_limit_error  # no process or thread to spare
                 limit = process_limit_error()
                 reply = {"id": request_id, "error": (type(limit).__name__, str(limit))}
             else:   # a bug in lablib: say so plainly, keep the details
