@@ -5,6 +5,9 @@ path drawn over the topology, a sequence diagram, or a pcap file.
 """
 from __future__ import annotations
 
+import struct
+import sys
+
 import dpkt
 import pandas as pd
 
@@ -13,6 +16,13 @@ from ..model.state import Snapshot
 from . import tracedraw
 from .trace_assembly import Assembly
 from .tracedraw import SequenceView
+
+
+def original_length(frame: bytes) -> int:
+    """How long a frame was before the trace kept only its first bytes (IPv4's total length)."""
+    if len(frame) >= 18 and frame[12:14] == b"\x08\x00":
+        return max(len(frame), 14 + struct.unpack("!H", frame[16:18])[0])
+    return len(frame)
 
 
 class TraceResult:
@@ -24,6 +34,7 @@ class TraceResult:
         self.snapshot: Snapshot = assembled.snapshot
         self.packets: list[Packet] = assembled.packets
         self._raw_frames = raw["frames"]
+        self._snaplen = raw.get("snaplen", 65535)
 
     def table(self) -> pd.DataFrame:
         """One row per hop of every packet (and one per drop), in the order they happened."""
@@ -69,10 +80,14 @@ class TraceResult:
 
     def save(self, path: str) -> str:
         """Write every captured frame to a pcap file Wireshark opens; returns the path."""
+        # Frames were kept up to the trace's snap length; each record says its real length.
+        header = dpkt.pcap.LEPktHdr if sys.byteorder == "little" else dpkt.pcap.PktHdr
         with open(path, "wb") as f:
-            writer = dpkt.pcap.Writer(f, nano=True)
+            dpkt.pcap.Writer(f, snaplen=self._snaplen, nano=True)
             for stamp, _ns, _interface, _pkttype, frame in sorted(self._raw_frames, key=lambda f: f[0]):
-                writer.writepkt(frame, ts=stamp / 1e9)
+                record = header(tv_sec=stamp // 1_000_000_000, tv_usec=stamp % 1_000_000_000,
+                                caplen=len(frame), len=original_length(frame))
+                f.write(bytes(record) + frame)
         return path
 
     def graph(self, flow: int | None = None, *, world: bool = True):
