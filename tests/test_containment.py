@@ -175,3 +175,14 @@ def test_a_root_started_lab_cannot_make_the_machine_writable_again(lab):
     assert "refused" in done.stdout
     assert not Path("/etc/x-from-lab").exists()
     assert SandboxUnavailable   # the name is part of the API the message above uses
+
+
+@pytest.mark.skipif(__import__("lablib.machine.ids", fromlist=["x"]).id_mapping() != "subids",
+                    reason="for a user with a subordinate id range")
+def test_a_broken_newuidmap_falls_back_to_a_single_uid_map(monkeypatch):
+    from lablib.notebook import sandbox
+    real = sandbox.tools.find
+    monkeypatch.setattr(sandbox.tools, "find", lambda tool: "/bin/false" if tool == "newuidmap" else real(tool))
+    with Lab(quiet=True) as lab:
+        assert lab.sandbox.mapping == "single"
+        assert lab.sh("cat /proc/self/uid_map").stdout.split() == ["0", str(os.getuid()), "1"]

@@ -27,6 +27,7 @@ LOG_LIMIT = 256 << 10         # bytes kept of a background process's log (the ne
 EXIT_GRACE = 0.05             # after the command exits, how long to wait for its pipes
 STDIN_IDLE = 0.5              # quiet seconds before checking whether it waits for input
 STOP_GRACE = 0.5              # between Ctrl-C and SIGKILL when stopping a command
+UNKILLABLE_GRACE = 5.0        # after SIGKILL, how long to wait for a process stuck in the kernel
 
 Emit = Callable[[str, bytes], None]
 
@@ -243,12 +244,21 @@ class Runner:
         selector.register(process.stdout, selectors.EVENT_READ, "stdout")
         selector.register(process.stderr, selectors.EVENT_READ, "stderr")
         stopped: str | None = None
-        exited_at: float | None = None
+        stopped_at = exited_at = None
         waiting_program: str | None = None
         last_output = started
+        exit_code: int | None = None
         try:
-            while selector.get_map():
-                for key, _ in selector.select(0.1):
+            while True:
+                if selector.get_map():
+                    events = selector.select(0.1)
+                else:   # it closed its output (exec >/dev/null) but may run on: watch it all the same
+                    events = []
+                    try:
+                        process.wait(0.1)
+                    except subprocess.TimeoutExpired:
+                        pass
+                for key, _ in events:
                     chunk = key.fileobj.read1(65536)
                     if not chunk:
                         selector.unregister(key.fileobj)
@@ -261,10 +271,12 @@ class Runner:
                 if exited_at is None and process.poll() is not None:
                     exited_at = now
                 if exited_at is not None:
-                    if now - exited_at > EXIT_GRACE:
-                        break   # background children still hold the pipes: let them be
+                    if not selector.get_map() or now - exited_at > EXIT_GRACE:
+                        break   # background children still holding the pipes: let them be
                     continue
                 if stopped:
+                    if now - stopped_at > UNKILLABLE_GRACE:
+                        break   # stuck in the kernel even after SIGKILL: stop waiting for it
                     continue
                 if job.cancelled:
                     stopped = "interrupted"
@@ -275,6 +287,7 @@ class Runner:
                     if waiting_program:
                         stopped = "stdin"
                 if stopped:
+                    stopped_at = now
                     self._stop(process)
         finally:
             leftover = list(selector.get_map().values())
@@ -283,7 +296,10 @@ class Runner:
                 threading.Thread(target=self._drain_leftover, args=(key.fileobj,),
                                  daemon=True).start()
             process.stdin.close()
-            exit_code = process.wait()
+            try:
+                exit_code = process.wait(UNKILLABLE_GRACE)
+            except subprocess.TimeoutExpired:
+                exit_code = -signal.SIGKILL
             self.jobs.pop(request_id, None)
         return {
             "stdout": bytes(captures["stdout"].data), "stderr": bytes(captures["stderr"].data),

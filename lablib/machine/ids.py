@@ -8,6 +8,19 @@ from pathlib import Path
 from . import tools
 
 
+def own_subordinate_range(path: str) -> tuple[int, int] | None:
+    """(first id, count) of this user's first range in /etc/subuid or /etc/subgid."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        for line in Path(path).read_text().splitlines():
+            fields = line.strip().split(":")
+            if len(fields) == 3 and fields[0] in (user, str(os.getuid())) and int(fields[2]) > 0:
+                return int(fields[1]), int(fields[2])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def has_subordinate_ids() -> bool:
     """Whether this user has /etc/subuid and /etc/subgid ranges and newuidmap to use them."""
     if not (tools.find("newuidmap") and tools.find("newgidmap")):

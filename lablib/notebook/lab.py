@@ -37,10 +37,14 @@ class Lab:
         self._last_drawn: Snapshot | None = None
         self._live = None
         self._sandbox = Sandbox(self.limits)
-        from . import magics
-        magics.adopt(self)
-        if not quiet:
-            print(self.summary())
+        try:
+            from . import magics
+            magics.adopt(self)
+            if not quiet:
+                print(self.summary())
+        except BaseException:   # Ctrl-C here must not leave a lab held by the traceback
+            self._sandbox.close()
+            raise
 
     # -- running things ------------------------------------------------------------------
     def sh(self, command: str, ns: str | None = None, *, check: bool = True,

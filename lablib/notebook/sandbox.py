@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..machine import tools
-from ..machine.ids import id_mapping, root_lab_range, unreadable_for_others
+from ..machine.ids import (
+    id_mapping,
+    own_subordinate_range,
+    root_lab_range,
+    unreadable_for_others,
+)
 from ..machine.limits import Limits
 from ..machine.userns import explain_start_failure
 from ..model import errors
@@ -38,22 +43,43 @@ def launch_argv(mapping: str) -> list[str]:
         # notebook side writes its maps (write_range_map): root may map any range
         # without /etc/subuid, and keeps setgroups allowed.
         return [unshare, *[n for n in NAMESPACES if n != "--user"]]
-    options = {"subids": ["--map-auto", "--map-root-user"], "single": ["--map-root-user"]}[mapping]
-    return [unshare, *NAMESPACES, *options]
+    if mapping == "subids":
+        # The notebook side maps the ids (map_subordinate_ids) while the sandbox's first
+        # process waits for it on stdin: unshare's own --map-auto forks a helper that,
+        # if unshare is killed at the wrong moment, waits forever.
+        return [unshare, *NAMESPACES, "sh", "-c", WAIT_FOR_MAP, "sh"]
+    return [unshare, *NAMESPACES, "--map-root-user"]
+
+
+# Run in the new user namespace before the agent: wait (blocked on stdin, not spinning)
+# until the notebook side has mapped its ids, then exec — as the mapped root, which is
+# what grants the capabilities. If the notebook side dies first, stdin ends and so does this.
+WAIT_FOR_MAP = 'read -r go || exit 1; exec </dev/null; exec "$@"'
 
 
 def needed_paths() -> list[str]:
     """What the lab host needs from the machine: this Python, its packages, lablib.
     They stay visible (read-only) even where the lab has a private place (/tmp, /root)."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-                  os.path.dirname(os.path.realpath(sys.executable)), str(PACKAGE_ROOT)}
-    candidates.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
-    paths = sorted({os.path.realpath(p) for p in candidates} | {os.path.abspath(p) for p in candidates})
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    candidates = {*prefixes, os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable)),
+                  str(PACKAGE_ROOT / "lablib"), *os.environ.get("PYTHONPATH", "").split(os.pathsep)}
+    # Package folders only: not the script's or the notebook's own folder (sys.path[0]),
+    # which may be a whole /tmp.
+    candidates.update(p for p in sys.path if p and os.path.isabs(p)
+                      and ("-packages" in p or any(p.startswith(prefix) for prefix in prefixes)))
+    paths = sorted({os.path.realpath(p) for p in candidates if p and os.path.isabs(p) and os.path.exists(p)}
+                   | {os.path.abspath(p) for p in candidates if p and os.path.isabs(p) and os.path.exists(p)})
     kept: list[str] = []
     for path in paths:   # sorted: a folder comes before what is inside it
+        if path in NEVER_KEPT:
+            continue
         if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(path)
     return kept
+
+
+# A lab's private places themselves are never the machine's, whatever sys.path says.
+NEVER_KEPT = {"/", "/tmp", "/var/tmp", "/root", "/run", "/dev/shm", "/var", "/dev"}
 
 
 def required_for_root_labs() -> list[str]:
@@ -67,19 +93,40 @@ def required_for_root_labs() -> list[str]:
     return [p for p in paths if os.path.exists(p)]
 
 
-def write_range_map(pid: int, first: int, count: int, timeout: float = START_TIMEOUT) -> bool:
-    """Map ids 0..count-1 of the user namespace `pid` creates to first..first+count-1."""
+def _wait_for_user_namespace(pid: int, timeout: float = START_TIMEOUT) -> bool:
     own = os.readlink("/proc/self/ns/user")
     deadline = time.monotonic() + timeout
     while True:
         try:
             if os.readlink(f"/proc/{pid}/ns/user") != own:
-                break   # unshare has made its user namespace
+                return True   # unshare has made its user namespace
         except OSError:
-            return False   # it died; the start-up error says why
+            return False      # it died; the start-up error says why
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0002)
+
+
+def map_subordinate_ids(pid: int) -> str | None:
+    """Map root of `pid`'s new user namespace to this user, and 1.. to this user's
+    subordinate ranges, with newuidmap/newgidmap; returns their complaint if they fail."""
+    if not _wait_for_user_namespace(pid):
+        return None
+    for tool, path, own in (("newuidmap", "/etc/subuid", os.getuid()), ("newgidmap", "/etc/subgid", os.getgid())):
+        subordinate = own_subordinate_range(path)
+        if subordinate is None:
+            return f"{tool}: no range for you in {path}"
+        done = subprocess.run([tools.find(tool) or tool, str(pid), "0", str(own), "1", "1", *map(str, subordinate)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            return done.stderr.strip() or f"{tool} failed"
+    return None
+
+
+def write_range_map(pid: int, first: int, count: int, timeout: float = START_TIMEOUT) -> bool:
+    """Map ids 0..count-1 of the user namespace `pid` creates to first..first+count-1."""
+    if not _wait_for_user_namespace(pid, timeout):
+        return False
     try:
         for name in ("uid_map", "gid_map"):
             with open(f"/proc/{pid}/{name}", "w") as f:
@@ -108,6 +155,14 @@ def root_launch(agent: list[str], keep: list[str], place_size: int) -> list[str]
             *launch_argv("range"), *agent, "--contained"]
 
 
+def reply_bound(op: str, arguments: dict) -> float:
+    """Seconds within which the agent answers `op`: its own timeout, and a grace to stop."""
+    timeout = arguments.get("timeout")
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        return float(timeout) + 15.0
+    return 120.0
+
+
 class Sandbox:
     """A running lab host sandbox: its process and the pipes to its agent."""
 
@@ -123,10 +178,15 @@ class Sandbox:
             # A broken newuidmap set-up must not stop the labs: fall back to one uid.
             self.mapping = "single"
             self.ready = self._start()
-        self._ids = itertools.count(1)
-        self._send_lock = threading.Lock()
-        self._replies = Replies(self._from_agent, self.process)
-        self._finalizer = weakref.finalize(self, _shutdown, self.process, self._to_agent)
+        try:
+            self._ids = itertools.count(1)
+            self._send_lock = threading.Lock()
+            self._replies = Replies(self._from_agent, self.process)
+            self._finalizer = weakref.finalize(self, _shutdown, self.process, self._to_agent)
+        except BaseException:   # Ctrl-C right after the start: end the lab, do not hold it
+            _shutdown(self.process, self._to_agent)
+            self._from_agent.close()
+            raise
 
     def _start(self) -> dict:
         keep = needed_paths()
@@ -139,56 +199,73 @@ class Sandbox:
                     "or start the lab as an ordinary user")
         inbox_read, inbox_write = os.pipe()      # notebook -> agent
         outbox_read, outbox_write = os.pipe()    # agent -> notebook
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p))
+        go_read, go_write = os.pipe() if self.mapping in ("range", "subids") else (None, None)   # "mapped: go on"
+        theirs = [inbox_read, outbox_write, go_read]
+        ours = [inbox_write, outbox_read, go_write]
+        self.process = None
         stderr = tempfile.TemporaryFile()
-        agent = [sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read),
-                 "--outbox", str(outbox_write), "--place-size", str(self.place_size),
-                 *limit_arguments(self.limits), *[f"--keep={k}" for k in keep]]
-        go_read = go_write = None
-        if self.mapping == "range":
-            go_read, go_write = os.pipe()
-            argv = root_launch(agent, keep, self.place_size)
-        else:
-            argv = launch_argv(self.mapping) + agent
-        argv = self.limits.launch_prefix() + argv
         try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if go_read is None else go_read,
-                                            stdout=subprocess.DEVNULL, stderr=stderr,
-                                            pass_fds=(inbox_read, outbox_write), env=env, cwd="/")
-        except FileNotFoundError:
-            raise errors.SandboxUnavailable(
-                "cannot start a lab host: 'unshare' is missing; sudo apt-get install util-linux") from None
-        finally:
-            os.close(inbox_read)
-            os.close(outbox_write)
-            if go_read is not None:
-                os.close(go_read)
-        if go_write is not None:
-            # The pipe ends with this process: if it dies before this, the lab ends too.
-            if write_range_map(self.process.pid, *root_lab_range()):
-                os.write(go_write, b"go\n")
-            os.close(go_write)
-        self._to_agent = Connection(inbox_write, readable=False)
-        self._from_agent = Connection(outbox_read, writable=False)
-        try:
-            if not self._from_agent.poll(START_TIMEOUT):
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p))
+            agent = [sys.executable, "-m", "lablib.inside.agent", "--inbox", str(inbox_read),
+                     "--outbox", str(outbox_write), "--place-size", str(self.place_size),
+                     *limit_arguments(self.limits), *[f"--keep={k}" for k in keep]]
+            argv = root_launch(agent, keep, self.place_size) if self.mapping == "range" \
+                else launch_argv(self.mapping) + agent
+            argv = self.limits.launch_prefix() + argv
+            try:
+                self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if go_read is None else go_read,
+                                                stdout=subprocess.DEVNULL, stderr=stderr,
+                                                pass_fds=(inbox_read, outbox_write), env=env, cwd="/")
+            except FileNotFoundError:
                 raise errors.SandboxUnavailable(
-                    f"the lab host did not start within {START_TIMEOUT:.0f} s; run: python -m lablib doctor")
-            message = self._from_agent.recv()
-        except (EOFError, OSError):
-            message = None
-        except errors.SandboxUnavailable:
-            self._abandon()
+                    "cannot start a lab host: 'unshare' is missing; sudo apt-get install util-linux") from None
+            finally:
+                _close_all(theirs)
+            mapping_failed = None
+            if go_write is not None:
+                # Blocked on this pipe, the sandbox's first process waits for its map; if
+                # this process dies first, the pipe ends and the sandbox with it.
+                if self.mapping == "range":
+                    mapped = write_range_map(self.process.pid, *root_lab_range())
+                else:
+                    mapping_failed = map_subordinate_ids(self.process.pid)
+                    mapped = mapping_failed is None
+                if mapped:
+                    os.write(go_write, b"go\n")
+            ours = [inbox_write, outbox_read]
+            _close_all([go_write])
+            self._to_agent = Connection(inbox_write, readable=False)
+            ours.remove(inbox_write)    # the connection owns it now
+            self._from_agent = Connection(outbox_read, writable=False)
+            ours.remove(outbox_read)
+            try:
+                if not self._from_agent.poll(START_TIMEOUT):
+                    raise errors.SandboxUnavailable(
+                        f"the lab host did not start within {START_TIMEOUT:.0f} s; run: python -m lablib doctor")
+                message = self._from_agent.recv()
+            except (EOFError, OSError):
+                message = None
+            if message and "value" in message:
+                return message["value"]
+            stderr.seek(0)
+            complaint = mapping_failed or stderr.read().decode(errors="replace").strip()
+            if message and "error" in message:
+                complaint = message["error"][1] + ("\n" + complaint if complaint else "")
+            raise errors.SandboxUnavailable(explain_start_failure(complaint))
+        except BaseException:
+            # Whatever stopped the start — an error, Ctrl-C, a signal — nothing of it remains:
+            # a half-built lab would otherwise live on, held by the saved traceback.
+            _close_all(ours)
+            for connection in (self.__dict__.pop("_to_agent", None), self.__dict__.pop("_from_agent", None)):
+                if connection is not None:
+                    connection.close()
+            if self.process is not None:
+                self.process.kill()   # --kill-child takes the sandbox's PID 1 down with it
+                self.process.wait()
             raise
-        if message and "value" in message:
-            return message["value"]
-        self._abandon()
-        stderr.seek(0)
-        complaint = stderr.read().decode(errors="replace").strip()
-        if message and "error" in message:
-            complaint = message["error"][1] + ("\n" + complaint if complaint else "")
-        raise errors.SandboxUnavailable(explain_start_failure(complaint))
+        finally:
+            stderr.close()
 
     def _abandon(self) -> None:
         _shutdown(self.process, self._to_agent)
@@ -210,15 +287,26 @@ class Sandbox:
         request_id = next(self._ids)
         replies: queue.SimpleQueue = queue.SimpleQueue()
         self._replies.pending[request_id] = replies
-        interrupted = False
+        interrupted = overdue = False
         try:
             try:
                 self._send({"id": request_id, "op": op, **arguments})
             except (OSError, ValueError):
                 raise errors.AgentDied(self.dead_reason or "the lab host's agent is gone; run lab.reset()") from None
+            # However the command behaves, the agent answers within its timeout and the
+            # grace to stop it; past that bound the lab host is stuck: say so, do not hang.
+            bound = time.monotonic() + reply_bound(op, arguments)
             while True:
                 try:
-                    message = replies.get()
+                    message = replies.get(timeout=max(0.0, bound - time.monotonic()))
+                except queue.Empty:
+                    if op == "run" and not overdue:
+                        overdue = True   # ask the agent to stop it, and give that a moment
+                        self._send({"id": next(self._ids), "op": "cancel", "target": request_id})
+                        bound = time.monotonic() + 10.0
+                        continue
+                    raise errors.LabError(f"the lab host did not answer ({op}) in time; "
+                                          "run lab.reset() for a fresh lab host") from None
                 except KeyboardInterrupt:
                     if interrupted or op != "run":
                         raise
@@ -309,6 +397,15 @@ class Replies:
                                 + "; everything in it is gone. Run lab.reset() for a fresh lab host")
         for waiting in list(self.pending.values()):
             waiting.put(None)
+
+
+def _close_all(fds: list[int | None]) -> None:
+    for fd in fds:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _shutdown(process: subprocess.Popen, to_agent: Connection) -> None:
