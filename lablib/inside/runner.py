@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..model.errors import LabError, NamespaceNotFound
-from .labhost import WORLD, WORLD_RESOLV_CONF
+from .labhost import RUN, WORLD, WORLD_RESOLV_CONF
 
 OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command
 LOG_LIMIT = 256 << 10         # bytes kept of a background process's log (the newest)
@@ -63,8 +64,24 @@ def direct_argv(command: str, path: str) -> list[str] | None:
     return words
 
 
+ARGUMENT_LIMIT = 100_000      # bytes; Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN)
+SCRIPTS = RUN / "scripts"     # where a command too long for a command line waits to run
+
+
+def script_for(command: str) -> str:
+    """A file holding a command too long for a command line (a big %%lab cell)."""
+    SCRIPTS.mkdir(parents=True, exist_ok=True)
+    descriptor, path = tempfile.mkstemp(dir=SCRIPTS, suffix=".sh")
+    with os.fdopen(descriptor, "w") as script:
+        script.write(command)
+    return path
+
+
 def argv_for(command: str, ns: str | None, path: str = "") -> list[str]:
     """The argv that runs `command` in namespace `ns` (None: the lab host itself)."""
+    if len(command.encode()) > ARGUMENT_LIMIT:
+        # bash reads it from a file instead; the file goes when the command ends (Runner).
+        command = f"source {shlex.quote(script_for(command))}"
     shell = direct_argv(command, path) or ["bash", "-c", command]
     if ns in (None, "", "host"):
         return shell
@@ -296,6 +313,9 @@ class Runner:
                 threading.Thread(target=self._drain_leftover, args=(key.fileobj,),
                                  daemon=True).start()
             process.stdin.close()
+            for word in " ".join(argv).split():
+                if word.startswith(str(SCRIPTS) + "/"):
+                    Path(word).unlink(missing_ok=True)
             try:
                 exit_code = process.wait(UNKILLABLE_GRACE)
             except subprocess.TimeoutExpired:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..model.errors import CommandTimeout, WaitingForInput
+from ..model.errors import CommandTimeout, LabError, WaitingForInput
 from ..model.state import HOST, Snapshot
 from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
 
@@ -296,6 +296,13 @@ class resolves(Claim):
 
 
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
+    if not isinstance(exercise, str):
+        raise LabError(f"lab.check() takes the exercise's name first, like lab.check('veth pair', ...), "
+                       f"not {exercise!r}")
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise LabError(f"lab.check() takes claims made with expect.*, like expect.reaches('c1', '10.0.0.1'), "
+                           f"not {claim!r}")
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
     world = any(str(getattr(claim, "src", getattr(claim, "ns", ""))).startswith("world:") for claim in claims)

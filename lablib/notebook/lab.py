@@ -13,6 +13,54 @@ from .sandbox import Sandbox
 DEFAULT_TIMEOUT = 30.0
 
 
+def short(command: str, limit: int = 120) -> str:
+    """A command as one line of at most `limit` characters, for messages."""
+    text = " ".join(command.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# Full-screen programs need a terminal, which lab commands do not have; what to do instead.
+INTERACTIVE = {
+    **dict.fromkeys(["vim", "vi", "nvim", "nano", "emacs", "pico"],
+                    "to write a file here, use a here-doc (cat > FILE <<'EOF' … EOF) or sed -i"),
+    **dict.fromkeys(["less", "more", "most"], "to read a file here, use cat FILE (| head -50)"),
+    "man": "to read a manual here, use man PAGE | cat (or CMD --help)",
+    "top": "for one snapshot here, use top -b -n 1 | head -20 (or ps aux)",
+    "htop": "for one snapshot here, use top -b -n 1 | head -20 (or ps aux)",
+}
+
+
+def interactive_program(command: str) -> str | None:
+    """The full-screen program `command` simply runs (`vim x`, `sudo less y`), if any."""
+    if any(mark in command for mark in "|>;&\n") or "<<" in command:
+        return None   # piped, redirected or scripted: it may well work
+    words = command.split()
+    while words and (words[0] == "sudo" or "=" in words[0]):
+        words = words[1:]
+    if not words or words[0] not in INTERACTIVE:
+        return None
+    if words[0] == "top" and any(w.startswith("-b") or w == "--batch" for w in words[1:]):
+        return None
+    return words[0]
+
+
+def check_command(command, ns, timeout, interactive: bool = True) -> None:
+    """Refuse, in one line, what no command can be (before the lab host sees it)."""
+    if not isinstance(command, str):
+        raise errors.LabError(f"a command is a string, like lab.sh('ip link'), not {command!r}")
+    if "\0" in command:
+        raise errors.LabError("the command holds a NUL byte (\\0), which no command line can carry; remove it")
+    if ns is not None and not isinstance(ns, str):
+        raise errors.LabError(f"ns names a namespace, like ns='c1', not {ns!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise errors.LabError(f"timeout is a number of seconds above 0, like timeout=10, not {timeout!r}")
+    program = interactive_program(command) if interactive else None
+    if program:
+        raise errors.LabError(f"'{program}' is an interactive full-screen program, which lab commands and %%lab "
+                              f"cells cannot drive; {INTERACTIVE[program]}. For interactive programs, open a "
+                              "terminal on a lab host: python -m lablib shell")
+
+
 class Lab:
     """A fresh lab host: a Linux host of your own, plugged into a simulated internet.
 
@@ -56,8 +104,10 @@ class Lab:
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
         `on_output(stream, bytes)` receives output as it comes.
         """
+        timeout = self.timeout if timeout is None else timeout
+        check_command(command, ns, timeout)
         raw = self._sandbox.request("run", on_chunk=on_output, command=command, ns=ns,
-                                    timeout=timeout or self.timeout, stream=on_output is not None)
+                                    timeout=timeout, stream=on_output is not None)
         result = CommandResult.from_agent(command, ns, raw)
         self._changed()
         if not raw.get("limit") and raw["exit_code"] in (137, -9) and self._sandbox.out_of_memory():
@@ -66,7 +116,7 @@ class Lab:
             raise errors.LimitReached(self._limit_message(command, raw), result)
         if raw["stopped"] == "timeout":
             raise errors.CommandTimeout(
-                f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
+                f"`{short(command)}` was still running after {timeout:g} s{result.where}, "
                 "so it was stopped (Ctrl-C); give it a limit (ping -c 3, curl -m 5, timeout 5 CMD) "
                 "or a longer timeout", result)
         if raw["stopped"] == "stdin":
@@ -96,6 +146,10 @@ class Lab:
         With `ready_port` (or `ready_text`), wait until it listens on that port (or has
         printed that text), so the next command can rely on it.
         """
+        check_command(command, ns, timeout, interactive=False)
+        if ready_port is not None and (isinstance(ready_port, bool) or not isinstance(ready_port, int)
+                                       or not 0 < ready_port < 65536):
+            raise errors.LabError(f"ready_port must be a port number from 1 to 65535, not {ready_port!r}")
         status = self._sandbox.request("spawn", command=command, ns=ns, name=name,
                                        ready_port=ready_port, ready_text=ready_text, timeout=timeout)
         process = BackgroundProcess(self, status)

@@ -52,7 +52,9 @@ class CommandResult:
     def failure_message(self) -> str:
         """One line: which command failed where, with its last complaint and any hint."""
         complaint = next((line.strip() for line in reversed(self.stderr.splitlines()) if line.strip()), "")
-        text = f"`{self.command.strip()}` exited with code {self.exit_code}{self.where}"
+        command = " ".join(self.command.split())
+        command = command if len(command) <= 120 else command[:119] + "…"
+        text = f"`{command}` exited with code {self.exit_code}{self.where}"
         if complaint:
             text += f": {complaint}"
         return "; ".join([text, *self.notes])
@@ -73,6 +75,7 @@ class BackgroundProcess:
 
     def __init__(self, lab, status: dict):
         self._lab = lab
+        self._sandbox = lab.sandbox   # the lab host it runs in; a reset makes a new one
         self.pid: int = status["pid"]
         self.name: str = status["name"]
         self.command: str = status["command"]
@@ -80,6 +83,10 @@ class BackgroundProcess:
         self._status = status
 
     def _refresh(self, action: str = "status") -> dict:
+        from ..model.errors import LabError
+        if self._lab.sandbox is not self._sandbox:
+            raise LabError(f"'{self.name}' ran in a lab host that has since been reset, and went with it; "
+                           "start it again with lab.spawn(...)")
         self._status = self._lab.sandbox.request("process", action=action, pid=self.pid)
         return self._status
 

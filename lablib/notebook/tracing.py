@@ -11,17 +11,24 @@ class Tracing:
     def __init__(self, lab, expression: str, netfilter: bool):
         self._lab, self.expression, self.netfilter = lab, expression, netfilter
         self.result: TraceResult | None = None
+        self._lost: str | None = None
 
     def __enter__(self) -> "Tracing":
-        self._id = self._lab.sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
+        self._sandbox = self._lab.sandbox
+        self._id = self._sandbox.request("trace_start", filter=self.expression, netfilter=self.netfilter)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._lab.alive:
-            raw = self._lab.sandbox.request("trace_stop", trace=self._id)
+        if self._lab.sandbox is self._sandbox and self._sandbox.alive:
+            raw = self._sandbox.request("trace_stop", trace=self._id)
             self.result = TraceResult(raw, self.expression)
+        else:
+            self._lost = ("the lab host was closed or reset inside the `with lab.trace(...)` block, and the "
+                          "trace went with it; trace again, with close() or reset() outside the block")
 
     def _done(self) -> TraceResult:
+        if self._lost:
+            raise LabError(self._lost)
         if self.result is None:
             raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
         return self.result
