@@ -11,6 +11,7 @@ RLIMIT_DATA caps each of its processes' memory.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from . import tools
 
+_scopes = itertools.count(1)
 DEFAULT_PROCESSES = 512
 DEFAULT_MEMORY = 1 << 30
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -120,7 +122,9 @@ class Limits:
         prefix = systemd_scope()
         if prefix is None:
             return []
-        return [*prefix, "-p", f"TasksMax={self.processes}", "-p", f"MemoryMax={self.memory}",
+        # A recognisable name: `systemctl list-units 'lablib-*'` shows the running labs.
+        unit = f"lablib-{os.getpid()}-{next(_scopes)}"
+        return [*prefix, f"--unit={unit}", "-p", f"TasksMax={self.processes}", "-p", f"MemoryMax={self.memory}",
                 "-p", "MemorySwapMax=0", "--"]
 
     def summary(self) -> str:
