@@ -74,7 +74,9 @@ def systemd_scope() -> list[str] | None:
         return None   # no systemd, or cgroup v1 / hybrid: the limits would not be enforced
     wanted = {"pids", "memory"}
     if os.geteuid() == 0:
-        if not wanted <= _controllers(Path("/sys/fs/cgroup")) | _controllers(Path("/sys/fs/cgroup/system.slice")):
+        # Root's transient scopes go in system.slice: its children must get both controllers.
+        parent = Path("/sys/fs/cgroup/system.slice")
+        if not wanted <= _controllers(parent if parent.is_dir() else Path("/sys/fs/cgroup")):
             return None
         prefix = [run, "--scope", "--quiet", "--collect"]
     else:
