@@ -31,7 +31,7 @@ from ..machine.limits import Limits
 from ..machine.userns import explain_start_failure
 from ..model import errors
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 45.0   # generous: twenty labs starting at once on a loaded 2-core server take a while
 NAMESPACES = ["--user", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child"]
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent   # the folder holding lablib/
 
