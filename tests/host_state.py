@@ -67,6 +67,7 @@ def processes() -> list[str]:
 # What the test harness itself leaves in a user's /tmp and home (not a lab's doing).
 HARNESS = ("pytest-of-", "labkit-host-before-", "labkit-rootless-", ".ipython", ".cache", ".local", ".config",
            ".jupyter", ".python_history", ".bash_history", ".wget-hsts")
+HARNESS_SUFFIXES = ("test_hist.sqlite",)   # IPython's test shell (test_magics) keeps its history there
 
 
 def _lab_ids() -> dict[str, set[range]]:
@@ -115,7 +116,7 @@ def lab_files() -> list[str]:
         except OSError:
             continue
         for name in entries:
-            if name.startswith(HARNESS):
+            if name.startswith(HARNESS) or name.endswith(HARNESS_SUFFIXES):
                 continue
             try:
                 owner = os.lstat(os.path.join(place, name)).st_uid

@@ -112,11 +112,12 @@ STARTS = textwrap.dedent("""
 MOMENTS_MS = [*range(11), 15, 20, 30, 45, 70, 100, 150, 220]
 
 
-def test_sigkill_at_any_moment_of_a_labs_start_leaves_nothing():
+def test_sigkill_at_any_moment_of_a_labs_start_leaves_nothing(tmp_path):
     for moment in MOMENTS_MS:
         mark = f"start-kill-{os.getpid()}-{moment}"
+        # Its own TMPDIR: Python's tempfile leaves its probe file behind when killed mid-probe.
         script = subprocess.Popen([sys.executable, "-c", STARTS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True, cwd=ROOT, env=dict(os.environ, **{MARK: mark}))
+                                  text=True, cwd=ROOT, env=dict(os.environ, **{MARK: mark, "TMPDIR": str(tmp_path)}))
         assert script.stdout.readline().strip() == "go"
         time.sleep(moment / 1000)
         script.kill()
@@ -124,11 +125,11 @@ def test_sigkill_at_any_moment_of_a_labs_start_leaves_nothing():
         assert settled(mark) == [], f"left after SIGKILL {moment} ms into Lab()"
 
 
-def test_ctrl_c_at_any_moment_of_a_labs_start_leaves_no_half_built_lab():
+def test_ctrl_c_at_any_moment_of_a_labs_start_leaves_no_half_built_lab(tmp_path):
     for moment in MOMENTS_MS:
         mark = f"start-int-{os.getpid()}-{moment}"
         script = subprocess.Popen([sys.executable, "-c", STARTS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True, cwd=ROOT, env=dict(os.environ, **{MARK: mark}))
+                                  text=True, cwd=ROOT, env=dict(os.environ, **{MARK: mark, "TMPDIR": str(tmp_path)}))
         try:
             assert script.stdout.readline().strip() == "go"
             time.sleep(moment / 1000)
