@@ -14,6 +14,7 @@ from .model.errors import (
     CommandTimeout,
     DockerUnavailable,
     LabError,
+    LimitReached,
     NamespaceNotFound,
     SandboxUnavailable,
     ToolMissing,
@@ -23,7 +24,7 @@ from .model.errors import (
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["Lab", "expect", "measure", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "DockerUnavailable", "NamespaceNotFound",
+__all__ = ["Lab", "expect", "measure", "LabError", "LimitReached", "AgentDied", "CommandFailed", "CommandTimeout", "DockerUnavailable", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 

@@ -1,9 +1,9 @@
 """The real machine's network state, to prove a lab leaves it exactly as it found it.
 
 `capture()` reads what a lab could conceivably leave behind — network namespaces,
-links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns, the
-machine's mounts and cgroups (Docker in a lab host must leave neither), and this test
-run's lab processes — normalised so that only real changes differ (counters and lifetimes are
+links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns,
+this test run's lab processes, the machine's mounts, cgroups named for labs, and files
+in /tmp, /var/tmp and the users' homes owned by an id labs run as — normalised so that only real changes differ (counters and lifetimes are
 dropped). Firewall state needs root to read; an ordinary user compares the rest.
 
     python tests/host_state.py save FILE      # before
@@ -64,28 +64,96 @@ def processes() -> list[str]:
                   if marked or userns in sandboxes)
 
 
-def mounts() -> list[str]:
-    """The machine's mount table (as this process sees it): mount point, type, source."""
+# What the test harness itself leaves in a user's /tmp and home (not a lab's doing).
+HARNESS = ("pytest-of-", "labkit-host-before-", "labkit-rootless-", ".ipython", ".cache", ".local", ".config",
+           ".jupyter", ".python_history", ".bash_history", ".wget-hsts")
+HARNESS_SUFFIXES = ("test_hist.sqlite",)   # IPython's test shell (test_magics) keeps its history there
+
+
+def _lab_ids() -> dict[str, set[range]]:
+    """Whose files a lab of this run could leave, as the machine sees them: root's labs
+    write as their unprivileged range; the test users' labs as the user or its subids."""
+    owners: dict[str, set[range]] = {}
+    try:
+        from lablib.machine.ids import root_lab_range
+        first, count = root_lab_range()
+        owners["root"] = {range(first, first + count)}
+    except ImportError:
+        pass
+    import pwd
+    for user in ("labkit-subids", "labkit-single", pwd.getpwuid(os.getuid()).pw_name):
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            continue
+        if entry.pw_uid == 0:
+            continue
+        ids = {range(entry.pw_uid, entry.pw_uid + 1)}
+        for line in (Path("/etc/subuid").read_text().splitlines() if Path("/etc/subuid").exists() else []):
+            name, _, rest = line.partition(":")
+            if name == user and rest.count(":") == 1:
+                start, count = map(int, rest.split(":"))
+                ids.add(range(start, start + count))
+        owners[user] = ids
+    return owners
+
+
+def lab_files() -> list[str]:
+    """Entries of /tmp, /var/tmp and the users' homes owned by an id a lab runs as."""
+    import pwd
     found = []
+    owners = _lab_ids()
+    every = [r for ranges in owners.values() for r in ranges]
+    places = ["/tmp", "/var/tmp", "/root"]
+    for user in owners:
+        try:
+            places.append(pwd.getpwnam(user).pw_dir)
+        except KeyError:
+            continue
+    for place in dict.fromkeys(places):
+        try:
+            entries = os.listdir(place)
+        except OSError:
+            continue
+        for name in entries:
+            if name.startswith(HARNESS) or name.endswith(HARNESS_SUFFIXES):
+                continue
+            try:
+                owner = os.lstat(os.path.join(place, name)).st_uid
+            except OSError:
+                continue
+            if any(owner in r for r in every):
+                found.append(f"{place}/{name} (uid {owner})")
+    return sorted(found)
+
+
+def mounts() -> list[str]:
+    """The machine's mounts (this process's mount namespace): where, what, how."""
+    rows = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
-        tail = fields[fields.index("-") + 1:]
-        found.append(f"{fields[4]} {tail[0]} {tail[1]}")
-    return sorted(found)
+        separator = fields.index("-")
+        rows.append(f"{fields[4]} {fields[separator + 1]} {fields[separator + 2]} {fields[5].split(',')[0]}")
+    return sorted(rows)
 
 
 # What container engines name their cgroups (runc under dockerd, containerd, podman) and
 # lablib's own: other programs on a machine make and remove cgroups of their own all the time.
-ENGINE_CGROUP = re.compile(r"docker|moby|containerd|libpod|podman|lab")
+ENGINE_CGROUP = re.compile(r"lablib|labkit|docker|moby|containerd|libpod|podman")
+# Only what is new there is residue: the machine's own mounts and cgroups may come and go.
+ADDED_ONLY = ("mounts", "cgroups")
 
 
 def cgroups() -> list[str]:
-    """The machine's cgroup directories (every hierarchy) that a container engine or a lab made."""
-    base = Path("/sys/fs/cgroup")
-    if not base.exists():
-        return []
-    return sorted(name for name in (os.path.relpath(path, base) for path, _, _ in os.walk(base))
-                  if ENGINE_CGROUP.search(name))
+    """Cgroups a lab could leave: lablib's systemd scopes, a container engine's, any named for a lab."""
+    found = []
+    for top, folders, _files in os.walk("/sys/fs/cgroup"):
+        for folder in folders:
+            if ENGINE_CGROUP.search(folder):
+                found.append(os.path.join(top, folder))
+        if top.count("/") > 8:
+            folders[:] = []
+    return sorted(found)
 
 
 def capture() -> dict[str, object]:
@@ -103,15 +171,12 @@ def capture() -> dict[str, object]:
         "processes": processes(),
         "mounts": mounts(),
         "cgroups": cgroups(),
+        "labs' files in /tmp, /var/tmp and homes": lab_files(),
     }
     if os.geteuid() == 0:
         state["iptables-save"] = _without(r"(?m)^#.*\n|\[\d+:\d+\]", _run("iptables-save"))
         state["nft list ruleset"] = _without(r"counter packets \d+ bytes \d+", _run("nft", "list", "ruleset"))
     return state
-
-
-# A lab may only fail to remove what it added; the machine's own mounts and cgroups may go.
-ADDED_ONLY = {"mounts", "cgroups"}
 
 
 def differences(before: dict, after: dict) -> list[str]:
@@ -140,7 +205,7 @@ def main() -> int:
     for difference in found:
         print("residue on the machine:", difference)
     if not found:
-        print("the machine's network, firewall, resolv.conf, mounts, cgroups and processes are as they were")
+        print("the machine's network, firewall, resolv.conf, processes, mounts, cgroups and files are as they were")
     return 1 if found else 0
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from lablib import LabError
+
 
 def test_build_makes_containers_on_a_bridge_with_addresses_and_routes(lab):
     network = lab.build(["c1", "c2"], bridge="br0", subnet="10.0.0.0/24")
@@ -30,5 +32,5 @@ def test_build_shows_its_commands(lab, capsys):
 
 
 def test_build_refuses_what_cannot_fit(lab):
-    with pytest.raises(ValueError, match="no room for 3 containers"):
+    with pytest.raises(LabError, match="no room for 3 containers"):
         lab.build(3, subnet="10.0.0.0/30")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from ..machine import tools
-from ..machine.ids import id_mapping
+from ..machine.ids import id_mapping, root_lab_range
 from ..machine.userns import VM_HINT, Finding, user_namespace_blockers
 
 
@@ -17,14 +17,27 @@ def check_tools() -> Finding:
 
 def check_ids() -> Finding:
     mapping = id_mapping()
-    if mapping == "identity":
-        return Finding(True, "running as root: lab hosts map every user id to itself", required=False)
+    if mapping == "range":
+        first, count = root_lab_range()
+        return Finding(True, f"running as root: a lab host's root is the unprivileged uid {first} outside it "
+                       f"(ids {first}-{first + count - 1}), nobody special on this machine", required=False)
     if mapping == "subids":
         return Finding(True, "your subordinate uid/gid ranges are mapped: tcpdump and dnsmasq switch users as usual",
                        required=False)
     return Finding(True, "no /etc/subuid range for you: lab hosts map only your own id, and shims keep tcpdump "
                    "and dnsmasq working (for the full map: sudo usermod --add-subuids 100000-165535 "
                    "--add-subgids 100000-165535 $USER)", required=False)
+
+
+def check_limits() -> Finding:
+    from ..machine.limits import Limits
+    try:
+        limits = Limits.of()
+    except ValueError as error:
+        return Finding(False, "per-lab limits are misconfigured", str(error))
+    return Finding(True, f"limits per lab host: {limits.summary()}, by {limits.how()}",
+                   "Lab(max_processes=..., max_memory=...) or LABLIB_MAX_PROCESSES / LABLIB_MAX_MEMORY change them",
+                   required=False)
 
 
 KERNEL_PROBES = {
@@ -88,7 +101,7 @@ def check_docker(lab_host_ok: bool) -> Finding:
 
 def run(quiet: bool = False, docker: bool = False) -> int:
     """Print the doctor's report; return 0 when the labs can run here."""
-    findings = [check_tools(), *user_namespace_blockers(), check_ids()]
+    findings = [check_tools(), *user_namespace_blockers(), check_ids(), check_limits()]
     if findings[0].ok and not any(not f.ok for f in findings[1:]):
         findings += check_lab_host()
     if docker:

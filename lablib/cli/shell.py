@@ -24,8 +24,10 @@ def run() -> int:
     env.update(TERM=os.environ.get("TERM", "xterm"), PS1=r"root@\h:\w# ")
     print("Type exit (or Ctrl-D) to leave; the lab host and everything in it goes away then.")
     try:
-        return subprocess.call(["nsenter", "--target", str(lab.sandbox.init_pid()), "--user",
-                                "--net", "--mount", "--uts", "--pid", f"--wd={os.getcwd()}",
+        # The lab's own limits hold for the terminal too (rlimits are per process).
+        limits = [f"--nproc={lab.limits.processes}"] + ([] if lab.limits.by_cgroup else [f"--data={lab.limits.memory}"])
+        return subprocess.call(["prlimit", *limits, "nsenter", "--target", str(lab.sandbox.init_pid()), "--user",
+                                "--net", "--mount", "--uts", "--pid", "--wdns=/root",
                                 "bash", "--norc", "--noprofile", "-i"], env=env)
     finally:
         lab.close()

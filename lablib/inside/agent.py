@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import sys
 import threading
@@ -91,7 +92,11 @@ class Agent:
             # Each request in a thread of its own (a Cancel must get through while its Run
             # runs). Threads are reused, which saves starting one (~50 us) per request: so a
             # handler never leaves its thread in another namespace (linux.in_fresh_thread).
-            self.workers.submit(self.handle, request_id, request)
+            try:
+                self.workers.submit(self.handle, request_id, request)
+            except RuntimeError:   # no thread to spare: the lab is at its process limit
+                from .runner import process_limit_error
+                self.send(request_id, encode_error(process_limit_error()))
 
     def handle(self, request_id: int, request: Request) -> None:
         def emit(stream: str, data: bytes) -> None:
@@ -100,7 +105,10 @@ class Agent:
         try:
             reply = HANDLERS[type(request)](self, request_id, request, emit)
         except Exception as error:
-            if not isinstance(error, LabError):
+            if isinstance(error, BlockingIOError) or "can't start new thread" in str(error):
+                from .runner import process_limit_error  # no process or thread to spare
+                error = process_limit_error()
+            elif not isinstance(error, LabError):
                 traceback.print_exc()   # a bug in lablib: the learner gets one line, the log the details
             reply = encode_error(error)
         try:
@@ -163,7 +171,8 @@ class Agent:
         trace.stop()
         # Interfaces and addresses as they are now, to place each hop in the drawing.
         snapshot = kernel_state.read(frozenset({"links", "routes", "sysctls"}), world=True)
-        return TraceRecording(trace.frames, trace.netfilter, snapshot)
+        from .capture import SNAPLEN
+        return TraceRecording(trace.frames, trace.netfilter, snapshot, SNAPLEN, trace.dropped)
 
     def start_docker(self, request_id: int, request: StartDocker, emit: Emit) -> dict:
         from .docker import Docker
@@ -234,15 +243,62 @@ def be_init(worker_pid: int) -> None:
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
+def contain_then_exec(keep: list[str], owner: int, size: int, argv: list[str]) -> None:
+    """For a lab started by root: as the machine's root, in a mount namespace of this lab's
+    own, make the machine read-only and the private places the lab's range owns; then
+    make the lab's user namespace, wait (blocked on stdin, not spinning) until the
+    notebook side has mapped it to that range, become its root, and exec `argv`. The
+    mounts made here are locked in the lab: its root cannot unmount them."""
+    try:
+        labhost.contain(keep, owner, size)
+        linux.unshare(linux.CLONE_NEWUSER)
+    except OSError as error:
+        sys.exit(f"the lab host's filesystem could not be prepared: {error}")
+    if os.read(0, 3) != b"go\n":
+        os._exit(1)   # the notebook side is gone (or could not map): nothing to start
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # Still capable here (no exec since unshare): switch to the lab's root, which the map
+    # has made the range's first id; exec then grants the capabilities within the lab only.
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.execv(argv[0], argv)
+
+
+def set_limits(processes: int | None, memory: int | None) -> None:
+    """Limits for everything in the lab host, which its root cannot raise (that needs
+    CAP_SYS_RESOURCE on the machine). Linux counts RLIMIT_NPROC per user and user
+    namespace, so this lab's processes count against this lab's limit only."""
+    for kind, wanted in ((resource.RLIMIT_NPROC, processes), (resource.RLIMIT_DATA, memory)):
+        if wanted:
+            hard = resource.getrlimit(kind)[1]   # the machine's own limit for this user caps it
+            value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(kind, (value, value))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="lablib's agent (started by lablib, not by hand)")
-    parser.add_argument("--inbox", type=int, required=True)
-    parser.add_argument("--outbox", type=int, required=True)
+    parser.add_argument("--inbox", type=int)
+    parser.add_argument("--outbox", type=int)
+    parser.add_argument("--keep", action="append", default=[],
+                        help="a path the lab needs from the machine (its Python, lablib), kept visible read-only")
+    parser.add_argument("--place-size", type=int, default=labhost.PLACE_SIZE)
+    parser.add_argument("--contained", action="store_true", help="contain() was done by --outer")
+    parser.add_argument("--outer", type=int, metavar="OWNER",
+                        help="run as the machine's root: contain() for OWNER, then exec the rest")
+    parser.add_argument("--max-processes", type=int, help="RLIMIT_NPROC of the lab (its own count)")
+    parser.add_argument("--max-memory", type=int, help="RLIMIT_DATA of each process of the lab")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    if os.getpid() != 1:
+    if args.outer is not None:
+        contain_then_exec(args.keep, args.outer, args.place_size, args.rest[1:] if args.rest[:1] == ["--"] else args.rest)
+    if os.getpid() != 1 or args.inbox is None:
         sys.exit("lablib.inside.agent runs as PID 1 of a lab host's sandbox; use lablib.Lab() instead")
+    set_limits(args.max_processes, args.max_memory)
     try:
-        notes = labhost.prepare_filesystem()
+        notes = labhost.prepare_filesystem(args.keep, args.contained, args.place_size)
     except OSError as error:
         Connection(args.outbox, readable=False).send(
             (0, encode_error(SandboxUnavailable(f"the lab host's filesystem could not be prepared: {error}"))))

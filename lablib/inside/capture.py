@@ -38,12 +38,16 @@ table inet {TRACE_TABLE} {{
 }}
 """
 FRAME_LIMIT = 20000       # frames kept per trace; a trace is for a few flows, not a flood
+SNAPLEN = 512             # bytes kept of each frame: every header, and the start of its payload
+BYTE_LIMIT = 16 << 20     # bytes of frames kept per trace (with FRAME_LIMIT: at most ~10 MiB)
 NFNLGRP_NFTRACE = 9
 
 
-def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
-    """tcpdump's own compiler turns a filter ("icmp", "tcp port 80") into BPF."""
-    done = subprocess.run(["tcpdump", "-i", "lo", "-ddd", expression], capture_output=True, text=True)
+def compile_filter(expression: str, snaplen: int = SNAPLEN) -> list[tuple[int, int, int, int]]:
+    """tcpdump's own compiler turns a filter ("icmp", "tcp port 80") into BPF. The program
+    returns `snaplen` for a match, so the kernel queues only that much of each frame."""
+    done = subprocess.run(["tcpdump", "-i", "lo", "-s", str(snaplen), "-ddd", expression],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "invalid filter"
         raise LabError(f"cannot trace '{expression}': {message}; use tcpdump syntax, such as "
@@ -69,6 +73,8 @@ class Trace:
         self.runner = runner
         self.frames: list[tuple[int, str, str, int, bytes]] = []   # (ns time, ns, ifname, pkttype, frame)
         self.netfilter: dict[str, list[str]] = {}   # namespace -> `nft monitor trace` lines, once stopped
+        self.dropped = 0
+        self.kept_bytes = 0
         program = compile_filter(expression)
         self.sockets: dict[socket.socket, str] = {}
         for name, path in namespaces.items():
@@ -101,7 +107,7 @@ class Trace:
     def _drain(self, sock: socket.socket) -> None:
         while True:
             try:
-                frame, ancillary, _flags, address = sock.recvmsg(65535, socket.CMSG_SPACE(16))
+                frame, ancillary, _flags, address = sock.recvmsg(SNAPLEN, socket.CMSG_SPACE(16))
             except BlockingIOError:
                 return
             stamp = time.time_ns()
@@ -109,8 +115,10 @@ class Trace:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
                     seconds, nanoseconds = struct.unpack("qq", data[:16])
                     stamp = seconds * 1_000_000_000 + nanoseconds
-            if len(self.frames) >= FRAME_LIMIT:
-                continue   # read and let go: the trace keeps its first FRAME_LIMIT frames
+            if len(self.frames) >= FRAME_LIMIT or self.kept_bytes + len(frame) > BYTE_LIMIT:
+                self.dropped += 1
+                continue
+            self.kept_bytes += len(frame)
             # address = (ifname, protocol, pkttype, hatype, hwaddr); the name is looked up
             # through this socket, so in the namespace the frame was seen in.
             self.frames.append((stamp, self.sockets[sock], address[0], address[2], frame))

@@ -21,7 +21,10 @@ from .linux import (
     MS_NOSUID,
     MS_PRIVATE,
     MS_REC,
+    clone_tree,
+    make_read_only,
     mount,
+    place_tree,
     sethostname,
 )
 
@@ -55,13 +58,54 @@ SYSCTL_CONF = """\
 """
 
 
-def prepare_filesystem() -> list[str]:
-    """Give the lab host private mounts; returns notes on anything that fell back."""
+# The lab host's own writable places: each a fresh tmpfs, gone with the lab. Everything
+# else of the machine is seen read-only (the /etc overlay is the lab's own too).
+PRIVATE_PLACES = {"/run": "755", "/tmp": "1777", "/var/tmp": "1777", "/root": "700", "/dev/shm": "1777"}
+HOME = "/root"
+PLACE_SIZE = 256 << 20   # bytes each private place may hold (they are memory)
+
+
+def contain(keep: list[str], owner: int | None = None, size: int = PLACE_SIZE) -> None:
+    """Make this mount namespace's view of the machine read-only and give it private,
+    empty writable places; `keep` (the lab's Python and lablib, wherever they are) stays
+    visible read-only even under a private place (a checkout under /tmp, as in CI).
+
+    `owner` is who owns the new places (as the machine sees it); by default whoever mounts.
+    """
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    kept = [(path, clone_tree(path)) for path in keep if _under_private_place(path)]
+    make_read_only("/")
+    for kernel_view in ("/proc", "/sys"):
+        # The lab mounts its own on top; the kernel allows that only over a writable one.
+        make_read_only(kernel_view, writable=True)
+    for place, mode in PRIVATE_PLACES.items():
+        if not os.path.isdir(place):
+            continue
+        ids = f",uid={owner},gid={owner}" if owner is not None else ""
+        mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size}{ids}")
+    for path, fd in kept:
+        os.makedirs(path, exist_ok=True)
+        make_read_only(fd=fd)
+        place_tree(fd, path)
+        os.close(fd)
+
+
+def _under_private_place(path: str) -> bool:
+    return any(path.startswith(place + "/") for place in PRIVATE_PLACES)
+
+
+def prepare_filesystem(keep: list[str], contained: bool = False, size: int = PLACE_SIZE) -> list[str]:
+    """Give the lab host private mounts; returns notes on anything that fell back.
+
+    `contained`: the machine's root already did contain() for this lab (see
+    notebook/sandbox.py), so the private places are there, and locked.
+    """
     notes = []
+    if not contained:
+        contain(keep, size=size)
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     for directory in (RUN / "etc" / "upper", RUN / "etc" / "work", SHIMS, WORLD):
         directory.mkdir(parents=True, exist_ok=True)
     try:
@@ -124,7 +168,7 @@ def command_environment(python_bin: str) -> dict[str, str]:
     env = {
         # Shims first, then the labs' Python (so `python3` resolves as typed), then the system.
         "PATH": f"{SHIMS}:{python_bin}:{tools.SYSTEM_PATH}",
-        "HOME": os.environ.get("HOME", "/root"),
+        "HOME": HOME,                  # the lab host's own home, private and empty
         "USER": "root", "LOGNAME": "root",
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         "TERM": "dumb",

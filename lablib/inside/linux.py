@@ -13,9 +13,17 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-PR_SET_NAME = 15
+PR_SET_NAME, PR_SET_PDEATHSIG = 15, 1
+MS_RDONLY, MS_REMOUNT = 0x1, 0x20
+# The new mount API (Linux >= 5.12); the same system call numbers on every architecture.
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 0x1, 0o2000000
+AT_FDCWD, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x1000, 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -32,6 +40,35 @@ def mount(source: str, target: str, fstype: str | None = None, flags: int = 0,
                        fstype.encode() if fstype else None, ctypes.c_ulong(flags),
                        options.encode() if options else None),
            f"mount {fstype or source} on {target}")
+
+
+def clone_tree(path: str) -> int:
+    """A detached copy of the mounts at `path` and below (open_tree), to place elsewhere."""
+    fd = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(),
+                       ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE))
+    if fd < 0:
+        _check(-1, f"open_tree {path}")
+    return fd
+
+
+def make_read_only(path: str | None = None, fd: int | None = None, writable: bool = False) -> None:
+    """Make the mounts at `path` (or the detached tree `fd`) and below read-only (or,
+    with `writable`, no longer read-only)."""
+    attr = (ctypes.c_uint64 * 4)(*((0, MOUNT_ATTR_RDONLY) if writable else (MOUNT_ATTR_RDONLY, 0)), 0, 0)
+    if fd is not None:
+        result = _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE),
+                               attr, ctypes.c_size_t(32))
+    else:
+        result = _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), ctypes.c_uint(AT_RECURSIVE),
+                               attr, ctypes.c_size_t(32))
+    _check(0 if result == 0 else -1, f"read-only {path or 'tree'}")
+
+
+def place_tree(fd: int, target: str) -> None:
+    """Attach a tree from clone_tree() at `target` (move_mount)."""
+    result = _libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target.encode(),
+                           ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
+    _check(0 if result == 0 else -1, f"move_mount to {target}")
 
 
 def sethostname(name: str) -> None:

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Callable
 from ..model.errors import LabError, NamespaceNotFound
 from ..model.names import HOST, canonical_ns, is_world, world_host
 from ..model.protocol import CommandOutput, ProcessStatus
-from .labhost import WORLD, WORLD_RESOLV_CONF
+from .labhost import RUN, WORLD, WORLD_RESOLV_CONF
 from .linux import socket_inodes
 
 OUTPUT_LIMIT = 1 << 20        # bytes kept (and streamed) per stream of one command
@@ -30,6 +31,7 @@ LOG_LIMIT = 256 << 10         # bytes kept of a background process's log (the ne
 EXIT_GRACE = 0.05             # after the command exits, how long to wait for its pipes
 STDIN_IDLE = 0.5              # quiet seconds before checking whether it waits for input
 STOP_GRACE = 0.5              # between Ctrl-C and SIGKILL when stopping a command
+UNKILLABLE_GRACE = 5.0        # after SIGKILL, how long to wait for a process stuck in the kernel
 
 Emit = Callable[[str, bytes], None]
 
@@ -65,8 +67,24 @@ def direct_argv(command: str, path: str) -> list[str] | None:
     return words
 
 
+ARGUMENT_LIMIT = 100_000      # bytes; Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN)
+SCRIPTS = RUN / "scripts"     # where a command too long for a command line waits to run
+
+
+def script_for(command: str) -> str:
+    """A file holding a command too long for a command line (a big %%lab cell)."""
+    SCRIPTS.mkdir(parents=True, exist_ok=True)
+    descriptor, path = tempfile.mkstemp(dir=SCRIPTS, suffix=".sh")
+    with os.fdopen(descriptor, "w") as script:
+        script.write(command)
+    return path
+
+
 def argv_for(command: str, ns: str | None, path: str = "") -> list[str]:
     """The argv that runs `command` in namespace `ns` (None: the lab host itself)."""
+    if len(command.encode()) > ARGUMENT_LIMIT:
+        # bash reads it from a file instead; the file goes when the command ends (Runner).
+        command = f"source {shlex.quote(script_for(command))}"
     shell = direct_argv(command, path) or ["bash", "-c", command]
     if canonical_ns(ns) == HOST:
         return shell
@@ -176,6 +194,31 @@ def _signal_group(pgid: int, sig: int) -> None:
 READ_SYSCALLS = {"x86_64": {0, 17, 19}, "aarch64": {63, 65, 67}}.get(os.uname().machine, set())
 
 
+# What programs print when the lab's limits stop them (fork/clone failing with EAGAIN under
+# RLIMIT_NPROC or pids.max; allocation failing under RLIMIT_DATA).
+PROCESS_LIMIT_SIGNS = (b"fork: retry: Resource temporarily unavailable", b"fork: Resource temporarily unavailable",
+                       b"Cannot fork", b"can't fork", b"can't start new thread")
+MEMORY_LIMIT_SIGNS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"Out of memory",
+                      b"out of memory")
+
+
+def limit_reached(stderr: bytes) -> str | None:
+    """Which of the lab's limits a command's complaints show it hit: processes, memory, or None."""
+    if any(sign in stderr for sign in PROCESS_LIMIT_SIGNS):
+        return "processes"
+    if any(sign in stderr for sign in MEMORY_LIMIT_SIGNS):
+        return "memory"
+    return None
+
+
+def process_limit_error() -> LabError:
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    return LabError(f"this lab host has reached its limit of {limit} processes: something left running keeps "
+                    "starting more (a fork bomb?); run lab.reset() for a fresh lab host "
+                    "(Lab(max_processes=...) sets the limit)")
+
+
 def waiting_for_stdin(session: int, stdin_name: str) -> str | None:
     """The name of a process of `session` blocked reading our stdin pipe, if any."""
     for pid in session_members(session):
@@ -208,10 +251,12 @@ class Runner:
         started = time.monotonic()
         try:
             process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=self.env,
+                                       stderr=subprocess.PIPE, env=self.env, cwd=self.env["HOME"],
                                        start_new_session=True)
         except FileNotFoundError as error:
             raise LabError(f"cannot start '{argv[0]}': not installed ({error.strerror})") from None
+        except BlockingIOError:
+            raise process_limit_error() from None
         job = self.jobs[request_id] = Job(process)
         stdin_name = f"pipe:[{os.fstat(process.stdin.fileno()).st_ino}]"
         captures = {"stdout": Capture(), "stderr": Capture()}
@@ -219,12 +264,21 @@ class Runner:
         selector.register(process.stdout, selectors.EVENT_READ, "stdout")
         selector.register(process.stderr, selectors.EVENT_READ, "stderr")
         stopped: str | None = None
-        exited_at: float | None = None
+        stopped_at = exited_at = None
         waiting_program: str | None = None
         last_output = started
+        exit_code: int | None = None
         try:
-            while selector.get_map():
-                for key, _ in selector.select(0.1):
+            while True:
+                if selector.get_map():
+                    events = selector.select(0.1)
+                else:   # it closed its output (exec >/dev/null) but may run on: watch it all the same
+                    events = []
+                    try:
+                        process.wait(0.1)
+                    except subprocess.TimeoutExpired:
+                        pass
+                for key, _ in events:
                     chunk = key.fileobj.read1(65536)
                     if not chunk:
                         selector.unregister(key.fileobj)
@@ -237,10 +291,12 @@ class Runner:
                 if exited_at is None and process.poll() is not None:
                     exited_at = now
                 if exited_at is not None:
-                    if now - exited_at > EXIT_GRACE:
-                        break   # background children still hold the pipes: let them be
+                    if not selector.get_map() or now - exited_at > EXIT_GRACE:
+                        break   # background children still holding the pipes: let them be
                     continue
                 if stopped:
+                    if now - stopped_at > UNKILLABLE_GRACE:
+                        break   # stuck in the kernel even after SIGKILL: stop waiting for it
                     continue
                 if job.cancelled:
                     stopped = "interrupted"
@@ -251,6 +307,7 @@ class Runner:
                     if waiting_program:
                         stopped = "stdin"
                 if stopped:
+                    stopped_at = now
                     self._stop(process)
         finally:
             leftover = list(selector.get_map().values())
@@ -259,13 +316,20 @@ class Runner:
                 threading.Thread(target=self._drain_leftover, args=(key.fileobj,),
                                  daemon=True).start()
             process.stdin.close()
-            exit_code = process.wait()
+            for word in " ".join(argv).split():
+                if word.startswith(str(SCRIPTS) + "/"):
+                    Path(word).unlink(missing_ok=True)
+            try:
+                exit_code = process.wait(UNKILLABLE_GRACE)
+            except subprocess.TimeoutExpired:
+                exit_code = -signal.SIGKILL
             self.jobs.pop(request_id, None)
         return CommandOutput(
             stdout=bytes(captures["stdout"].data), stderr=bytes(captures["stderr"].data),
             dropped=captures["stdout"].dropped + captures["stderr"].dropped,
             exit_code=exit_code, stopped=stopped, waiting_program=waiting_program,
-            duration=time.monotonic() - started)
+            duration=time.monotonic() - started,
+            limit=limit_reached(bytes(captures["stderr"].data)) if (stopped or exit_code) else None)
 
     def _stop(self, process: subprocess.Popen) -> None:
         """Stop a command as Ctrl-C would (so ping prints its summary), then for sure."""
@@ -292,9 +356,12 @@ class Runner:
               pass_fds: tuple[int, ...] = (), argv: list[str] | None = None) -> Background:
         argv = argv or argv_for(command, ns, self.env["PATH"])
         command = command or shlex.join(argv)
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, env=self.env,
-                                   start_new_session=True, pass_fds=pass_fds)
+        try:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, env=self.env, cwd=self.env["HOME"],
+                                       start_new_session=True, pass_fds=pass_fds)
+        except BlockingIOError:
+            raise process_limit_error() from None
         background = Background(process, name or command.split()[0], command, ns)
         self.background[process.pid] = background
         _wait_until_inside(process, ns)

@@ -54,3 +54,11 @@ class ToolMissing(LabError):
 class DockerUnavailable(LabError):
     """Docker cannot run in this lab host (its programs missing, dockerd failing); the
     message says why and what to do."""
+
+
+class LimitReached(LabError):
+    """A command hit one of the lab host's limits (processes, memory); `.result` holds what it printed."""
+
+    def __init__(self, message: str, result) -> None:
+        super().__init__(message)
+        self.result = result

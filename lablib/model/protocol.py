@@ -141,6 +141,7 @@ class CommandOutput:
     stopped: str | None             # "timeout", "stdin", "interrupted", or None: it ended by itself
     waiting_program: str | None     # when stopped for "stdin": the program that waited
     duration: float                 # seconds
+    limit: str | None = None        # "processes" or "memory": a limit of the lab host stopped it
 
 
 @dataclass
@@ -162,6 +163,8 @@ class TraceRecording:
     frames: list[tuple[int, str, str, int, bytes]]   # (time ns, namespace, ifname, pkttype, frame)
     netfilter: dict[str, list[str]]                  # namespace -> `nft monitor trace` lines
     snapshot: Snapshot
+    snaplen: int = 65535        # how much of each frame was kept (headers and the payload's start)
+    dropped: int = 0            # frames seen but not kept: past the trace's frame or byte limit
 
 
 # -- messages that are not replies ------------------------------------------------------

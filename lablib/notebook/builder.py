@@ -7,11 +7,17 @@ prints them), and runs them batched: one `ip -batch` for the host and one per co
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..model.errors import CommandFailed, LabError
 from ..model.world import DNS, UPLINK
+
+IFNAMSIZ = 15                          # Linux's limit on an interface name
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MARK = "#lablib-step"                   # written to stderr before each step of a batched build
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -47,12 +53,54 @@ class Plan:
             lines += [f"ip netns exec {name} ip {command}" for command in commands]
         return "\n".join(lines + self.shell)
 
+    def steps(self) -> list[tuple[str, list[str]]]:
+        """(how it runs, its commands) in order: the `ip -batch` of each namespace, then each shell line."""
+        return [("ip", self.host_ip), *[(f"ip -n {shlex.quote(name)}", commands)
+                                        for name, commands in self.container_ip.items()],
+                *[("", [line]) for line in self.shell]]
+
     def batched(self) -> str:
-        """The same plan as a script that runs fast: one `ip -batch` per namespace."""
-        parts = ["set -e", _heredoc("ip -batch -", self.host_ip)]
-        parts += [_heredoc(f"ip -n {shlex.quote(name)} -batch -", commands)
-                  for name, commands in self.container_ip.items()]
-        return "\n".join(parts + self.shell)
+        """The same plan as a script that runs fast: one `ip -batch` per namespace. Each
+        step first writes a mark to stderr, so that a failure names its command."""
+        parts = ["set -e", *self.settle()]
+        for index, (runner, commands) in enumerate(self.steps()):
+            parts.append(f"echo '{MARK} {index}' >&2")
+            parts.append(_heredoc(f"{runner} -batch -", commands) if runner else commands[0])
+        return "\n".join(parts)
+
+    def settle(self) -> list[str]:
+        """Wait (bounded) while a namespace deleted just before (`ip netns del c1`) still
+        has its veth on the host: Linux removes it a moment later, not at once."""
+        return [f"for i in $(seq 100); do [ -e /run/netns/{name} ] || ! ip link show {veth_name(name)} >/dev/null 2>&1 "
+                f"|| {{ sleep 0.02; continue; }}; break; done" for name in self.container_ip]
+
+    def failure(self, stderr: str) -> str:
+        """One line for a failed batched build: the command that failed, and why."""
+        steps = self.steps()
+        index, complaints = None, []
+        for line in stderr.splitlines():
+            if line.startswith(MARK):
+                index, complaints = int(line.split()[1]), []
+            elif line.strip():
+                complaints.append(line.strip())
+        if index is None:
+            return complaints[-1] if complaints else "it failed before its first step"
+        runner, commands = steps[index]
+        command = commands[0]
+        failed_line = next((c for c in complaints if c.startswith("Command failed -:")), None)
+        if failed_line:
+            number = int(failed_line.rsplit(":", 1)[1])
+            command = commands[number - 1] if 0 < number <= len(commands) else command
+        typed = command
+        if runner.startswith("ip -n "):
+            typed = f"ip netns exec {runner.split()[2]} ip {command}"
+        elif runner:
+            typed = f"ip {command}"
+        cause = next((c for c in complaints if not c.startswith("Command failed")), "no message")
+        hint = ""
+        if "File exists" in cause:
+            hint = "; it exists already: build other names, delete it first, or lab.reset() for a fresh lab host"
+        return f"`{typed}` failed: {cause}{hint}"
 
 
 def docker_mac(address: str) -> str:
@@ -67,9 +115,39 @@ def _heredoc(command: str, lines: list[str]) -> str:
 
 
 def container_names(containers: int | list[str] | tuple[str, ...]) -> list[str]:
+    if isinstance(containers, bool) or not isinstance(containers, (int, list, tuple)):
+        raise LabError(f"build() takes a number of containers or a list of names, not {containers!r}")
     if isinstance(containers, int):
+        if containers < 1:
+            raise LabError(f"build() needs at least one container, not {containers}")
         return [f"c{i}" for i in range(1, containers + 1)]
-    return list(containers)
+    names = list(containers)
+    for name in names:
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise LabError(f"container name {name!r} is not a plain name (letters, digits, - _ .)")
+        if len(name) > IFNAMSIZ:
+            raise LabError(f"container name '{name}' is too long: build() names its interfaces after it, and "
+                           f"Linux allows {IFNAMSIZ} characters; use at most {IFNAMSIZ}")
+    if len(set(names)) != len(names):
+        raise LabError(f"container names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    by_veth: dict[str, str] = {}
+    for name in names:
+        other = by_veth.setdefault(veth_name(name), name)
+        if other != name:
+            raise LabError(f"containers '{other}' and '{name}' would both get the interface {veth_name(name)} "
+                           f"(Linux cuts interface names at {IFNAMSIZ} characters); make their first "
+                           f"{IFNAMSIZ - len('veth-')} characters differ")
+    return names
+
+
+def veth_name(container: str) -> str:
+    """The host-side end of a container's veth pair, as Docker-like tutorials name it."""
+    return f"veth-{container}"[:IFNAMSIZ]
+
+
+def check_bridge(bridge: str) -> None:
+    if not isinstance(bridge, str) or not NAME.fullmatch(bridge) or len(bridge) > IFNAMSIZ:
+        raise LabError(f"bridge name {bridge!r} is not an interface name (at most {IFNAMSIZ} letters, digits, - _ .)")
 
 
 def plan(containers: list[str], bridge: str, subnet: str, forward: bool | str, nat: bool, dns: bool,
@@ -86,9 +164,10 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool | str, n
         try:
             address = str(next(hosts))
         except StopIteration:
-            raise ValueError(f"subnet {subnet} has no room for {len(containers)} containers") from None
+            raise LabError(f"subnet {subnet} has no room for {len(containers)} containers; "
+                           "give build() a larger one, e.g. subnet='10.0.0.0/16'") from None
         network.containers[name] = address
-        veth = f"veth-{name}"[:15]
+        veth = veth_name(name)
         steps.host_ip += [f"netns add {name}",
                           f"link add {veth} type veth peer name eth0 netns {name}",
                           f"link set {veth} master {bridge} up"]
@@ -120,7 +199,7 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool | str, n
                             f"echo 'nameserver {DNS.address}' > /etc/netns/{name}/resolv.conf"]
     for host_port, (name, port) in publish.items():
         if name not in network.containers:
-            raise ValueError(f"cannot publish port {host_port} to '{name}': it is not one of the containers")
+            raise LabError(f"cannot publish port {host_port} to '{name}': it is not one of the containers")
         target = f"{network.containers[name]}:{port}"
         steps.shell += [
             f"iptables -t nat -A PREROUTING -p tcp --dport {host_port} -m addrtype --dst-type LOCAL -j DNAT --to-destination {target}",
@@ -137,14 +216,22 @@ def build(lab: Lab, containers: int | list[str] | tuple[str, ...] = ("c1", "c2")
           show: bool = False) -> Network:
     """Build containers on a bridge in `lab`, with real commands; see Lab.build."""
     names = container_names(containers)
-    steps, network = plan(names, bridge, subnet, forward, nat, dns, publish or {})
+    check_bridge(bridge)
+    try:
+        network_range = ipaddress.ip_network(subnet)
+    except (TypeError, ValueError) as error:
+        raise LabError(f"subnet {subnet!r} is not a network like '10.0.0.0/24' ({error})") from None
+    steps, network = plan(names, bridge, str(network_range), forward, nat, dns, publish or {})
     network.script = steps.readable()
     if show:
         print(network.script)
-    lab.sh(steps.batched(), timeout=max(30.0, len(names) * 0.1))
+    try:
+        lab.sh(steps.batched(), timeout=max(30.0, len(names) * 0.1))
+    except CommandFailed as failed:
+        raise CommandFailed(f"build() stopped: {steps.failure(failed.result.stderr)}", failed.result) from None
     for name, port in (servers or {}).items():
         if name not in network.containers:
-            raise ValueError(f"cannot start a server in '{name}': it is not one of the containers")
+            raise LabError(f"cannot start a server in '{name}': it is not one of the containers")
         network.servers[name] = lab.spawn(f"python3 -m http.server {port}", ns=name,
                                           name=f"web server in {name}", ready_port=port)
         if show:

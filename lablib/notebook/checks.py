@@ -834,6 +834,13 @@ class same_network(Claim):
 
 
 def run(lab: Lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:
+    if not isinstance(exercise, str):
+        raise LabError(f"lab.check() takes the exercise's name first, like lab.check('veth pair', ...), "
+                       f"not {exercise!r}")
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise LabError(f"lab.check() takes claims made with expect.*, like expect.reaches('c1', '10.0.0.1'), "
+                           f"not {claim!r}")
     kinds = {"links"}.union(*(claim.needs for claim in claims)) if claims else {"links"}
     # A claim made from (or about) the outside world needs its namespaces read too.
     world = any(is_world(str(getattr(claim, "src", getattr(claim, "ns", "")))) for claim in claims)

@@ -1,10 +1,13 @@
 """`Lab`: one disposable lab host, and everything a notebook does with it."""
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Callable
 
+from ..machine.limits import Limits
 from ..model import errors
 from ..model.protocol import (
+    CommandOutput,
     ListNamespaces,
     ListProcesses,
     ReadLeftover,
@@ -30,6 +33,54 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 30.0
 
 
+def short(command: str, limit: int = 120) -> str:
+    """A command as one line of at most `limit` characters, for messages."""
+    text = " ".join(command.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# Full-screen programs need a terminal, which lab commands do not have; what to do instead.
+INTERACTIVE = {
+    **dict.fromkeys(["vim", "vi", "nvim", "nano", "emacs", "pico"],
+                    "to write a file here, use a here-doc (cat > FILE <<'EOF' … EOF) or sed -i"),
+    **dict.fromkeys(["less", "more", "most"], "to read a file here, use cat FILE (| head -50)"),
+    "man": "to read a manual here, use man PAGE | cat (or CMD --help)",
+    "top": "for one snapshot here, use top -b -n 1 | head -20 (or ps aux)",
+    "htop": "for one snapshot here, use top -b -n 1 | head -20 (or ps aux)",
+}
+
+
+def interactive_program(command: str) -> str | None:
+    """The full-screen program `command` simply runs (`vim x`, `sudo less y`), if any."""
+    if any(mark in command for mark in "|>;&\n") or "<<" in command:
+        return None   # piped, redirected or scripted: it may well work
+    words = command.split()
+    while words and (words[0] == "sudo" or "=" in words[0]):
+        words = words[1:]
+    if not words or words[0] not in INTERACTIVE:
+        return None
+    if words[0] == "top" and any(w.startswith("-b") or w == "--batch" for w in words[1:]):
+        return None
+    return words[0]
+
+
+def check_command(command, ns, timeout, interactive: bool = True) -> None:
+    """Refuse, in one line, what no command can be (before the lab host sees it)."""
+    if not isinstance(command, str):
+        raise errors.LabError(f"a command is a string, like lab.sh('ip link'), not {command!r}")
+    if "\0" in command:
+        raise errors.LabError("the command holds a NUL byte (\\0), which no command line can carry; remove it")
+    if ns is not None and not isinstance(ns, str):
+        raise errors.LabError(f"ns names a namespace, like ns='c1', not {ns!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise errors.LabError(f"timeout is a number of seconds above 0, like timeout=10, not {timeout!r}")
+    program = interactive_program(command) if interactive else None
+    if program:
+        raise errors.LabError(f"'{program}' is an interactive full-screen program, which lab commands and %%lab "
+                              f"cells cannot drive; {INTERACTIVE[program]}. For interactive programs, open a "
+                              "terminal on a lab host: python -m lablib shell")
+
+
 class Lab:
     """A fresh lab host: a Linux host of your own, plugged into a simulated internet.
 
@@ -39,7 +90,15 @@ class Lab:
     process that made it ends, however it ends.
     """
 
-    def __init__(self, *, quiet: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, *, quiet: bool = False, timeout: float = DEFAULT_TIMEOUT,
+                 max_processes: int | None = None, max_memory: int | str | None = None) -> None:
+        """`max_processes` and `max_memory` ("1G", "512M" or bytes) limit what this lab
+        host may use (defaults: 512 processes, 1 GiB); `python -m lablib doctor` says how
+        this machine enforces them."""
+        try:
+            self.limits = Limits.of(max_processes, max_memory)
+        except ValueError as error:
+            raise errors.LabError(str(error)) from None
         self.timeout = timeout
         self.world = World()
         self._after_command: list[Callable[[], None]] = []
@@ -47,11 +106,15 @@ class Lab:
         self._live: LiveView | None = None
         from .inside_python import PythonFunctions
         self._python = PythonFunctions()
-        self._sandbox = Sandbox()
-        from . import magics
-        magics.adopt(self)
-        if not quiet:
-            print(self.summary())
+        self._sandbox = Sandbox(self.limits)
+        try:
+            from . import magics
+            magics.adopt(self)
+            if not quiet:
+                print(self.summary())
+        except BaseException:   # Ctrl-C here must not leave a lab held by the traceback
+            self._sandbox.close()
+            raise
 
     # -- running things ------------------------------------------------------------------
     def sh(self, command: str, ns: str | None = None, *, check: bool = True,
@@ -63,13 +126,19 @@ class Lab:
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
         `on_output(stream, bytes)` receives output as it comes.
         """
-        output = self._sandbox.call(Run(command, ns, timeout=timeout or self.timeout, stream=on_output is not None),
+        timeout = self.timeout if timeout is None else timeout
+        check_command(command, ns, timeout)
+        output = self._sandbox.call(Run(command, ns, timeout=timeout, stream=on_output is not None),
                                     on_chunk=on_output)
         result = CommandResult.from_agent(command, ns, output)
         self._changed()
+        if not output.limit and output.exit_code in (137, -9) and self._sandbox.out_of_memory():
+            output = dataclasses.replace(output, limit="memory")   # the lab's cgroup killed it for memory
+        if output.limit:
+            raise errors.LimitReached(self._limit_message(command, output), result)
         if output.stopped == "timeout":
             raise errors.CommandTimeout(
-                f"`{command.strip()}` was still running after {timeout or self.timeout:g} s{result.where}, "
+                f"`{short(command)}` was still running after {timeout:g} s{result.where}, "
                 "so it was stopped (Ctrl-C); give it a limit (ping -c 3, curl -m 5, timeout 5 CMD) "
                 "or a longer timeout", result)
         if output.stopped == "stdin":
@@ -80,6 +149,17 @@ class Lab:
             raise errors.CommandFailed(result.failure_message(), result)
         return result
 
+    def _limit_message(self, command: str, output: CommandOutput) -> str:
+        from ..machine.limits import size
+        what = f"`{command.strip()}`"
+        if output.limit == "processes":
+            return (f"{what} reached this lab host's limit of {self.limits.processes} processes (a fork bomb?) "
+                    f"and was {'stopped' if output.stopped else 'refused more'}; other labs were not affected. "
+                    "Lab(max_processes=...) sets the limit")
+        scope = "in all" if self.limits.by_cgroup else "per process"
+        return (f"{what} ran out of memory: this lab host allows {size(self.limits.memory)} {scope}; "
+                "other labs were not affected. Lab(max_memory='2G') sets the limit")
+
     def spawn(self, command: str, ns: str | None = None, *, name: str | None = None,
               ready_port: int | None = None, ready_text: str | None = None,
               timeout: float = 10.0) -> BackgroundProcess:
@@ -88,6 +168,10 @@ class Lab:
         With `ready_port` (or `ready_text`), wait until it listens on that port (or has
         printed that text), so the next command can rely on it.
         """
+        check_command(command, ns, timeout, interactive=False)
+        if ready_port is not None and (isinstance(ready_port, bool) or not isinstance(ready_port, int)
+                                       or not 0 < ready_port < 65536):
+            raise errors.LabError(f"ready_port must be a port number from 1 to 65535, not {ready_port!r}")
         status = self._sandbox.call(Spawn(command, ns, name=name, ready_port=ready_port,
                                           ready_text=ready_text, timeout=timeout))
         process = BackgroundProcess(self, status)
@@ -352,7 +436,7 @@ class Lab:
     def reset(self) -> None:
         """Throw this lab host away and start a fresh one in its place."""
         self._sandbox.close()
-        self._sandbox = Sandbox()
+        self._sandbox = Sandbox(self.limits)
         self._last_drawn = None
         self._changed()
 
@@ -391,7 +475,8 @@ class Lab:
         """What `Lab()` prints: the outside world's addresses, and anything that fell back
         while the lab host started."""
         notes = "".join(f"\nnote: {note}" for note in self._sandbox.notes)
-        return "A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary() + notes
+        return ("A fresh lab host is ready, plugged into a simulated internet:\n" + self.world.summary()
+                + f"\nlimits       {self.limits.summary()}" + notes)
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "closed"

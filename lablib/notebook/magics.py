@@ -12,7 +12,7 @@ import sys
 import weakref
 from typing import TYPE_CHECKING
 
-from ..model.errors import CommandTimeout, LabError, WaitingForInput
+from ..model.errors import CommandTimeout, LabError, LimitReached, WaitingForInput
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -125,7 +125,7 @@ def run_magic(line: str, cell: str | None) -> None:
 
     try:
         result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
-    except (CommandTimeout, WaitingForInput) as stopped:
+    except (CommandTimeout, WaitingForInput, LimitReached) as stopped:
         print(f"\n⏹ {stopped}", file=sys.stderr)
         return
     for name, stream in streams.items():

@@ -60,7 +60,9 @@ class CommandResult:
     def failure_message(self) -> str:
         """One line: which command failed where, with its last complaint and any hint."""
         complaint = next((line.strip() for line in reversed(self.stderr.splitlines()) if line.strip()), "")
-        text = f"`{self.command.strip()}` exited with code {self.exit_code}{self.where}"
+        command = " ".join(self.command.split())
+        command = command if len(command) <= 120 else command[:119] + "…"
+        text = f"`{command}` exited with code {self.exit_code}{self.where}"
         if complaint:
             text += f": {complaint}"
         return "; ".join([text, *self.notes])
@@ -86,13 +88,21 @@ class BackgroundProcess:
 
     def __init__(self, lab: Lab, status: ProcessStatus) -> None:
         self._lab = lab
+        self._sandbox = lab.sandbox   # the lab host it runs in; a reset makes a new one
         self.pid: int = status.pid
         self.name: str = status.name
         self.command: str = status.command
         self.ns: str | None = status.ns
         self._status = status
 
+    def _same_lab_host(self) -> None:
+        from ..model.errors import LabError
+        if self._lab.sandbox is not self._sandbox:
+            raise LabError(f"'{self.name}' ran in a lab host that has since been reset, and went with it; "
+                           "start it again with lab.spawn(...)")
+
     def _refresh(self) -> ProcessStatus:
+        self._same_lab_host()
         self._status = self._lab.sandbox.call(CheckProcess(self.pid))
         return self._status
 
@@ -110,6 +120,7 @@ class BackgroundProcess:
 
     def stop(self) -> str:
         """Stop it (SIGTERM, then SIGKILL) and return its log."""
+        self._same_lab_host()
         self._status = self._lab.sandbox.call(StopProcess(self.pid))
         return decode(self._status.log)[0]
 

@@ -18,19 +18,26 @@ class Tracing:
         self._lab, self.expression, self.netfilter = lab, expression, netfilter
         self.result: TraceResult | None = None
         self.started: float | None = None
+        self._lost: str | None = None
 
     def __enter__(self) -> "Tracing":
         import time
         self.started = time.time()
-        self._id = self._lab.sandbox.call(StartTrace(self.expression, self.netfilter))
+        self._sandbox = self._lab.sandbox
+        self._id = self._sandbox.call(StartTrace(self.expression, self.netfilter))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._lab.alive:
-            recording = self._lab.sandbox.call(StopTrace(self._id))
+        if self._lab.sandbox is self._sandbox and self._sandbox.alive:
+            recording = self._sandbox.call(StopTrace(self._id))
             self.result = TraceResult(recording, self.expression)
+        else:
+            self._lost = ("the lab host was closed or reset inside the `with lab.trace(...)` block, and the "
+                          "trace went with it; trace again, with close() or reset() outside the block")
 
     def _done(self) -> TraceResult:
+        if self._lost:
+            raise LabError(self._lost)
         if self.result is None:
             raise LabError("the trace is still running: read it after the `with lab.trace(...)` block")
         return self.result

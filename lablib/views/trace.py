@@ -5,6 +5,9 @@ path drawn over the topology, a sequence diagram, or a pcap file.
 """
 from __future__ import annotations
 
+import struct
+import sys
+
 import dpkt
 import graphviz
 import pandas as pd
@@ -17,6 +20,13 @@ from .trace_assembly import Assembly
 from .tracedraw import SequenceView
 
 
+def original_length(frame: bytes) -> int:
+    """How long a frame was before the trace kept only its first bytes (IPv4's total length)."""
+    if len(frame) >= 18 and frame[12:14] == b"\x08\x00":
+        return max(len(frame), 14 + struct.unpack("!H", frame[16:18])[0])
+    return len(frame)
+
+
 class TraceResult:
     """Every packet a trace saw, hop by hop, grouped into flows."""
 
@@ -26,6 +36,7 @@ class TraceResult:
         self.snapshot: Snapshot = assembled.snapshot
         self.packets: list[Packet] = assembled.packets
         self._raw_frames = recording.frames
+        self._snaplen = recording.snaplen
 
     def table(self) -> pd.DataFrame:
         """One row per hop of every packet (and one per drop), in the order they happened.
@@ -78,10 +89,14 @@ class TraceResult:
 
     def save(self, path: str) -> str:
         """Write every captured frame to a pcap file Wireshark opens; returns the path."""
+        # Frames were kept up to the trace's snap length; each record says its real length.
+        header = dpkt.pcap.LEPktHdr if sys.byteorder == "little" else dpkt.pcap.PktHdr
         with open(path, "wb") as f:
-            writer = dpkt.pcap.Writer(f, nano=True)
+            dpkt.pcap.Writer(f, snaplen=self._snaplen, nano=True)
             for stamp, _ns, _interface, _pkttype, frame in sorted(self._raw_frames, key=lambda f: f[0]):
-                writer.writepkt(frame, ts=stamp / 1e9)
+                record = header(tv_sec=stamp // 1_000_000_000, tv_usec=stamp % 1_000_000_000,
+                                caplen=len(frame), len=original_length(frame))
+                f.write(bytes(record) + frame)
         return path
 
     def graph(self, flow: int | None = None, *, world: bool = True) -> graphviz.Digraph:

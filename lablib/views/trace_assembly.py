@@ -86,13 +86,16 @@ def parse(frame: bytes) -> dict | None:
             flags = "".join(name for bit, name in ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."))
                             if l4.flags & bit)
             summary = f"TCP {l4.sport} > {l4.dport} [{flags}] seq {l4.seq}" + (f" ack {l4.ack}" if l4.flags & 0x10 else "")
-            if l4.data:
-                summary += f" len {len(l4.data)}"
+            # The payload's real length: a trace keeps only its first bytes (capture.SNAPLEN).
+            length = max(len(l4.data), ip.len - 4 * ip.hl - 4 * l4.off)
+            if length:
+                summary += f" len {length}"
             identity = ("tcp", ip.id, l4.seq, l4.ack, l4.flags, payload)
-            base["tcp"] = (l4.seq, l4.ack, flags, len(l4.data), l4.flags & 0x10)
+            base["tcp"] = (l4.seq, l4.ack, flags, length, l4.flags & 0x10)
         else:
-            summary = f"UDP {l4.sport} > {l4.dport} len {len(l4.data)}"
-            identity = ("udp", ip.id, len(l4.data), payload)
+            length = max(len(l4.data), l4.ulen - 8)
+            summary = f"UDP {l4.sport} > {l4.dport} len {length}"
+            identity = ("udp", ip.id, length, payload)
         endpoints = {(protocol, frozenset({(src, l4.sport), (dst, l4.dport)}))}
         return dict(base, protocol=protocol, src=src, dst=dst, sport=l4.sport, dport=l4.dport, ttl=ip.ttl,
                     summary=summary, identity=identity, endpoints=endpoints, ip_id=ip.id)
