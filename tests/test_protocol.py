@@ -65,7 +65,7 @@ def test_every_error_class_is_rebuilt_across_the_pipe(kind):
 
 def test_errors_that_carry_a_result_keep_it_across_the_pipe():
     carrying = [kind for kind in every_error_class() if "result" in inspect.signature(kind.__init__).parameters]
-    assert {kind.__name__ for kind in carrying} == {"CommandFailed", "CommandTimeout", "WaitingForInput"}
+    assert {kind.__name__ for kind in carrying} == {"CommandFailed", "CommandTimeout", "WaitingForInput", "LimitReached"}
     for kind in carrying:
         rebuilt = protocol.rebuild_error(across_the_pipe(protocol.encode_error(an_instance_of(kind))))
         assert rebuilt.result.stderr == "connect: Network is unreachable\n" and rebuilt.result.exit_code == 2
