@@ -91,8 +91,11 @@ class Sandbox:
             position = len(launch_argv(self.mapping))
             argv[position:position] = ["sh", "-c", WAIT_FOR_MAP, "sh"]
         try:
+            # A session of its own: Jupyter's interrupt (■) signals the kernel's whole process
+            # group, and must reach only the kernel, which cancels the running command.
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=stderr, pass_fds=(inbox_read, outbox_write), env=env)
+                                            stderr=stderr, pass_fds=(inbox_read, outbox_write), env=env,
+                                            start_new_session=True)
         except FileNotFoundError:
             raise errors.SandboxUnavailable(
                 "cannot start a lab host: 'unshare' is missing; sudo apt-get install util-linux") from None
