@@ -9,7 +9,10 @@ network always gives the same drawing.
 """
 from __future__ import annotations
 
+import base64
 import html
+import re
+import textwrap
 from dataclasses import dataclass, field
 
 import graphviz
@@ -30,8 +33,9 @@ CLOUD = "outside_world"
 @dataclass
 class Overlay:
     """A path drawn over the topology (see tracedraw.py)."""
-    cable_steps: dict[frozenset, list[int]] = field(default_factory=dict)   # veth pair -> step numbers
-    port_steps: dict[tuple[str, str], list[int]] = field(default_factory=dict)   # bridge port -> steps
+    # Steps are "packet.hop" as in TraceResult.table(): the hop a packet arrived at.
+    cable_steps: dict[frozenset, list[str]] = field(default_factory=dict)   # veth pair -> steps
+    port_steps: dict[tuple[str, str], list[str]] = field(default_factory=dict)   # bridge port -> steps
     notes: dict[str, list[str]] = field(default_factory=dict)    # namespace -> rewrites seen there
     drops: dict[str, list[str]] = field(default_factory=dict)    # namespace -> packets that died there
     visited: set[tuple[str, str]] = field(default_factory=set)   # interfaces the path crossed
@@ -69,9 +73,14 @@ class Changes:
         return changes
 
 
+STANDARD_LOOPBACK = {"127.0.0.1/8", "::1/128"}
+QUIET_KINDS = {"device", "veth", "loopback"}   # cables say "veth"; a loopback is always lo
+
+
 def _link_label(link: Link, changes: Changes, ghost: bool = False) -> str:
+    """A short label: name, state and addresses; the rest is in the tooltip (_link_tooltip)."""
     name = html.escape(link.name)
-    kind = "" if link.kind in ("device",) else f" <font point-size='9'>{link.kind}</font>"
+    kind = "" if link.kind in QUIET_KINDS else f" <font point-size='9'>{link.kind}</font>"
     if ghost:
         return f"<<s>{name}</s><br/><font point-size='9'>removed</font>>"
     rows = [f"<b>{name}</b>{kind}"]
@@ -79,9 +88,46 @@ def _link_label(link: Link, changes: Changes, ghost: bool = False) -> str:
     rows.append(f"<font point-size='9' color='{state_color}'>{link.state}</font>")
     for address in link.notable_addresses:
         fresh = (link.ns, link.name, address) in changes.new_addresses
+        if link.kind == "loopback" and address in STANDARD_LOOPBACK and not fresh:
+            continue
         text = html.escape(address)
         rows.append(f"<font color='{NEW}'><b>+ {text}</b></font>" if fresh else text)
     return "<" + "<br/>".join(rows) + ">"
+
+
+def _link_tooltip(link: Link) -> str:
+    """What hovering over an interface shows (in the live panel, where the SVG is inline)."""
+    where = "the lab host" if link.ns == HOST else link.ns
+    parts = [f"{link.name} in {where}: {link.kind}, {link.state}, mtu {link.mtu}"]
+    if link.peer:
+        parts.append(f"other end: {link.peer[1]} in {'the lab host' if link.peer[0] == HOST else link.peer[0]}")
+    if link.master:
+        parts.append(f"port of bridge {link.master}")
+    parts += link.addresses
+    return "\\n".join(parts)   # graphviz reads \\n as a line break
+
+
+class FittedDigraph(graphviz.Digraph):
+    """A graphviz drawing that fits the column it is shown in: an <img> of its SVG, which
+    JupyterLab (and the live panel) scale down to the width there is, never up."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **_):
+        return {"text/html": fitted_img(self.pipe(format="svg").decode())}
+
+
+def fitted_img(svg: str, alt: str = "drawing of the lab host") -> str:
+    data = base64.b64encode(svg.encode()).decode()
+    return (f"<img src='data:image/svg+xml;base64,{data}' alt='{html.escape(alt)}' "
+            "style='max-width:100%;height:auto'>")
+
+
+def fitted_svg(svg: str) -> str:
+    """The SVG itself, made to shrink to its container's width (tooltips work inline)."""
+    width = re.search(r'<svg width="([\d.]+)pt"', svg)
+    if not width:
+        return svg
+    return re.sub(r'<svg width="[\d.]+pt" height="[\d.]+pt"',
+                  f'<svg width="100%" style="max-width:{width.group(1)}pt;height:auto"', svg, count=1)
 
 
 class Drawing:
@@ -93,8 +139,8 @@ class Drawing:
         self.overlay, self.expand_world = overlay or Overlay(), expand_world
         self.changes = Changes.between(previous, snapshot)
         self.collapse_after = collapse_after
-        self.graph = graphviz.Digraph("lab", engine="dot")
-        self.graph.attr(rankdir="LR", fontname=FONT, fontsize="11", newrank="true", nodesep="0.25",
+        self.graph = FittedDigraph("lab", engine="dot")
+        self.graph.attr(rankdir="TB", fontname=FONT, fontsize="11", newrank="true", nodesep="0.25",
                         ranksep="0.6", compound="true")
         self.graph.attr("node", fontname=FONT, fontsize="10", shape="box", style="rounded,filled")
         self.graph.attr("edge", fontname=FONT, fontsize="9", dir="none")
@@ -137,9 +183,8 @@ class Drawing:
             box.attr(label=title, labeljust="l", style="rounded,filled" + (",bold" if fresh else ""),
                      fillcolor={"host": "#fafafa", "container": "#fffde7", "outside": "#e1f5fe"}[ns.role],
                      color=NEW if fresh else "#616161", penwidth="2" if fresh else "1")
-            for link in ns.links:
-                if not self._is_collapsed_port(link):
-                    self._interface(box, link)
+            for link in self._shown_links(ns):
+                self._interface(box, link)
             if ns.role == "host":
                 for summary, (ports, _bridge) in self._port_groups.items():
                     box.node(f"{summary}_ports", f"<<b>{len(ports)} more ports</b><br/>{html.escape(ports[0])} … "
@@ -152,7 +197,7 @@ class Drawing:
             for kind, texts, color in (("#notes", self.overlay.notes.get(ns.name), NEW),
                                        ("#drops", self.overlay.drops.get(ns.name), GONE)):
                 if texts:
-                    box.node(self.node_id(ns.name, kind), "<" + "<br/>".join(html.escape(t) for t in texts) + ">",
+                    box.node(self.node_id(ns.name, kind), "<" + "<br/>".join(_wrap(t) for t in texts) + ">",
                              shape="note", style="filled", fillcolor="white", color=color, fontcolor=color,
                              fontsize="9")
             if self.routes and ns.routes:
@@ -164,6 +209,35 @@ class Drawing:
                          f"<<table border='0' cellspacing='0' cellpadding='1'><tr><td colspan='3' align='left'>"
                          f"<b>routes</b></td></tr>{rows}</table>>", shape="note", style="filled",
                          fillcolor="white", fontsize="9")
+            self._stack(box, ns)
+
+    def _stack(self, box, ns: Namespace) -> None:
+        """Keep boxes narrow, so the drawing grows downward: a container's loopback sits
+        above its other interfaces; the host's loopback and notes sit beside its uplink,
+        below the bridges; an outside host hangs below the lab host's uplink."""
+        names = [link.name for link in self._shown_links(ns)]
+        loose = [self.node_id(ns.name, kind) for kind in ("#notes", "#drops", "#routes")
+                 if (kind == "#routes" and self.routes and ns.routes)
+                 or (kind == "#notes" and self.overlay.notes.get(ns.name))
+                 or (kind == "#drops" and self.overlay.drops.get(ns.name))]
+        lo = self.node_id(ns.name, "lo") if "lo" in names else None
+        if ns.role == "host" and UPLINK in names:
+            with box.subgraph() as row:
+                row.attr(rank="same")
+                for node in [self.node_id(ns.name, UPLINK), *([lo] if lo else []), *loose]:
+                    row.node(node)
+        elif ns.role == "container" and lo and len(names) > 1:
+            for name in names:
+                if name != "lo":
+                    box.edge(lo, self.node_id(ns.name, name), style="invis")
+        elif ns.role == "outside" and self.snapshot.link(HOST, UPLINK) is not None:
+            for node in [self.node_id(ns.name, name) for name in names] + loose:
+                self.graph.edge(self.node_id(HOST, UPLINK), node, style="invis")
+
+    def _shown_links(self, ns: Namespace) -> list[Link]:
+        """An outside host's loopback says nothing about the lab: it is left out."""
+        return [link for link in ns.links if not self._is_collapsed_port(link)
+                and not (ns.role == "outside" and link.kind == "loopback")]
 
     def _interface(self, box, link: Link) -> None:
         fill, border, line = STATE_STYLE[link.state]
@@ -177,7 +251,8 @@ class Drawing:
             attributes.update(color="#6a1b9a", penwidth="3")
         if link.key in self.overlay.died_at:
             attributes.update(color=GONE, penwidth="4", xlabel="✗")
-        box.node(self.node_id(*link.key), _link_label(link, self.changes), **attributes)
+        box.node(self.node_id(*link.key), _link_label(link, self.changes), tooltip=_link_tooltip(link),
+                 **attributes)
 
     def _ghost_namespace(self, name: str) -> None:
         with self.graph.subgraph(name=f"cluster {name}") as box:
@@ -247,8 +322,8 @@ class Drawing:
             if a is None or b is None:
                 continue
             fresh = one.key in self.changes.new_links or other.key in self.changes.new_links
-            if (one.ns == HOST and other.ns != HOST and not other.ns.startswith("world:")) or one.ns.startswith("world:"):
-                a, b = b, a     # left to right: container, host, outside (dot ranks by direction)
+            if _level(one.ns) > _level(other.ns):
+                a, b = b, a     # top to bottom: containers, host, internet, its hosts (dot ranks by direction)
             steps = self.overlay.cable_steps.get(frozenset({one.key, other.key}))
             if steps:
                 self.graph.edge(a, b, label="veth  " + _steps(steps), penwidth="3.5", color="#6a1b9a",
@@ -289,9 +364,18 @@ class Drawing:
             self.graph.edge(self.node_id(HOST, UPLINK), CLOUD, label="uplink", penwidth="2.5", color="#0277bd")
 
 
-def _steps(numbers: list[int]) -> str:
-    shown = ", ".join(f"#{n}" for n in numbers[:8])
-    return shown + (f" +{len(numbers) - 8}" if len(numbers) > 8 else "")
+def _wrap(text: str, width: int = 44) -> str:
+    """A long note as short lines, so that it does not widen the drawing."""
+    return "<br/>".join(html.escape(line) for line in textwrap.wrap(text, width, break_on_hyphens=False))
+
+
+def _level(ns: str) -> int:
+    return 0 if not ns.startswith("world:") and ns != HOST else 1 if ns == HOST else 2 if ns == "world:internet" else 3
+
+
+def _steps(steps: list[str]) -> str:
+    shown = ", ".join(f"#{step}" for step in steps[:4])
+    return shown + (f" +{len(steps) - 4}" if len(steps) > 4 else "")
 
 
 def draw(snapshot: Snapshot, previous: Snapshot | None = None, *, routes: bool = False,

@@ -16,15 +16,16 @@ class SequenceView:
         return self.html
 
 def _crossings(snapshot: Snapshot, packet: Packet):
-    """Each step a packet took between two sightings: over a veth cable, or through a bridge."""
-    for before, after in zip(packet.hops, packet.hops[1:]):
+    """Each step a packet took between two sightings: over a veth cable, or through a bridge,
+    with the number (as in TraceResult.table()) of the hop it arrived at."""
+    for number, (before, after) in enumerate(zip(packet.hops, packet.hops[1:]), 2):
         one, other = snapshot.link(before.ns, before.interface), snapshot.link(after.ns, after.interface)
         if one is None or other is None:
             continue
         if before.direction == "out" and after.direction == "in" and one.peer == other.key:
-            yield "cable", before, after
+            yield "cable", before, after, number
         elif before.ns == after.ns and _through_bridge(one, other):
-            yield "bridge", before, after
+            yield "bridge", before, after, number
 
 
 def _through_bridge(one, other) -> bool:
@@ -34,10 +35,10 @@ def _through_bridge(one, other) -> bool:
 
 
 def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
-    overlay, step = Overlay(), 0
+    overlay = Overlay()
     for packet in sorted(packets, key=lambda p: p.first.time):
-        for kind, before, after in _crossings(snapshot, packet):
-            step += 1
+        for kind, before, after, hop in _crossings(snapshot, packet):
+            step = f"{packet.number}.{hop}"
             overlay.visited |= {(before.ns, before.interface), (after.ns, after.interface)}
             if kind == "cable":
                 overlay.cable_steps.setdefault(frozenset({(before.ns, before.interface),
@@ -64,7 +65,10 @@ def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True):
         shown = {name: ns for name, ns in snapshot.namespaces.items()
                  if not name.startswith("world:") or name in visited}
         snapshot = Snapshot(shown, snapshot.taken, snapshot.seconds)
-    return draw(snapshot, None, world=world, overlay=overlay_for(snapshot, packets), expand_world=outside)
+    drawing = draw(snapshot, None, world=world, overlay=overlay_for(snapshot, packets), expand_world=outside)
+    drawing.attr(label="#P.H on a cable: packet P arrived there as hop H (the table's packet and hop)",
+                 labelloc="b", labeljust="l", fontsize="9", fontcolor="#6a1b9a")
+    return drawing
 
 
 def sequence(packets: list[Packet]) -> SequenceView:
