@@ -95,3 +95,13 @@ def test_student_editions_have_no_solutions_and_no_outputs(tmp_path):
         assert tagged(notebook, "solution") == []
         assert len(tagged(notebook, "check")) >= 2
         assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_carries_no_widget_state(path: Path):
+    """Saved widget state reopens the live panel, empty, before anything runs."""
+    notebook = nbformat.read(path, as_version=4)
+    assert "widgets" not in notebook.metadata, f"{path.name}: strip metadata.widgets (see labs/AUTHORING.md)"
+    views = [cell.source for cell in notebook.cells if cell.cell_type == "code"
+             for output in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    assert views == [], f"{path.name}: cells whose output is a widget, which shows as text when reopened: {views}"

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 from ..model.errors import CommandTimeout, WaitingForInput
 from ..model.state import HOST, Snapshot
-from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
+from ..views.diagnosis import (
+    canonical_ns,
+    command_prefix,
+    describe_ns,
+    diagnose,
+    link_down_on_the_way,
+)
 
 
 @dataclass
@@ -149,6 +155,11 @@ class route(Claim):
         command = f"{command_prefix(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")
         if not matching:
+            down = link_down_on_the_way(namespace, self.via, self.dev)
+            if down is not None:   # the first cause, not the route it took away with it
+                return Verdict(False, claim, f"{down.name} is {down.state} in {describe_ns(self.ns)}, and a route "
+                                             f"needs its link up: {command_prefix(self.ns)}ip link set {down.name} up, "
+                                             f"then {command}")
             return Verdict(False, claim, f"no route to {self.dst} there; add one: {command}")
         for r in matching:
             if (self.via is None or r.gateway == self.via) and (self.dev is None or r.dev == self.dev):

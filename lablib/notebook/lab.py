@@ -218,6 +218,7 @@ class Lab:
     def close(self) -> None:
         """End the lab host: every namespace, interface, rule and process in it is gone."""
         self._sandbox.close()
+        self._changed()   # the live drawing says the lab host is gone
 
     @property
     def sandbox(self) -> Sandbox:

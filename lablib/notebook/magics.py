@@ -1,8 +1,11 @@
 """Notebook integration: the %%lab / %lab magics and one-line errors.
 
 `%%lab` runs the cell as bash in the newest Lab's host; `%%lab c1` runs it inside
-namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes; a failing
-exit code is shown plainly after it. `%lab CMD` does the same for one line.
+namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes, stdout and
+stderr together in the order they came, as a terminal shows them: a program's stderr
+is not an error in itself (`conntrack -F` reports success there). What went wrong is
+said after it, in Jupyter's error colour: a failing exit code, a command stopped.
+`%lab CMD` does the same for one line.
 """
 from __future__ import annotations
 
@@ -101,7 +104,7 @@ def run_magic(line: str, cell: str | None) -> None:
         return
     lab = current_lab()
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
-    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    streams = {"stdout": sys.stdout, "stderr": sys.stdout}   # one terminal: see the module's docstring
     binary = False
 
     def show(stream: str, data: bytes) -> None:

@@ -68,6 +68,13 @@ class CommandResult:
             printer.text(f"(exit code {self.exit_code})")
 
 
+class Log(str):
+    """A process's log: a string, shown in a notebook as the text it is (not its repr)."""
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(str(self) if self else "(nothing printed)")
+
+
 class BackgroundProcess:
     """A server or other long-running process started with lab.spawn()."""
 
@@ -83,9 +90,9 @@ class BackgroundProcess:
         self._status = self._lab.sandbox.request("process", action=action, pid=self.pid)
         return self._status
 
-    def log(self) -> str:
+    def log(self) -> Log:
         """Everything it has printed so far (the newest 256 KiB)."""
-        return decode(self._refresh()["log"])[0]
+        return Log(decode(self._refresh()["log"])[0])
 
     @property
     def running(self) -> bool:
@@ -95,9 +102,9 @@ class BackgroundProcess:
     def exit_code(self) -> int | None:
         return self._refresh()["exit_code"]
 
-    def stop(self) -> str:
+    def stop(self) -> Log:
         """Stop it (SIGTERM, then SIGKILL) and return its log."""
-        return decode(self._refresh("stop")["log"])[0]
+        return Log(decode(self._refresh("stop")["log"])[0])
 
     def __repr__(self) -> str:
         state = "running" if self._status["exit_code"] is None else f"exited with code {self._status['exit_code']}"
