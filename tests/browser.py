@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 ROOT = Path(__file__).resolve().parent.parent
-JUPYTER = ROOT / ".venv" / "bin" / "jupyter"
+JUPYTER = Path(sys.executable).parent / "jupyter"   # the running environment's
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 WINDOW = (1366, 900)   # a laptop screen

@@ -23,7 +23,7 @@ if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exi
 
 from browser import WINDOW, JupyterLab, Notebook, chromium, copy_labs  # noqa: E402
 
-from lablib.course.editions import ANSWER, STUDENT_POINTER, write_student_editions  # noqa: E402
+from lablib.course.editions import write_student_editions  # noqa: E402
 
 PANEL = "lab host topology"
 WIDGET_AS_TEXT = re.compile(r"\b(HTML|Sidecar|Output|VBox|HBox)\(\w+=|HTML\(value=")
@@ -143,6 +143,7 @@ def test_a_notebook_run_in_jupyterlab_shows_what_a_learner_expects(jupyterlab, d
 
 
 def test_the_student_edition_is_served_with_answer_cells_and_runs_clean(jupyterlab, driver):
+    from lablib.course.editions import ANSWER, STUDENT_POINTER
     name = "01-namespaces"
     notebook = Notebook(driver, jupyterlab, f"student/{name}.ipynb")
     assert_opens_without_a_panel(notebook)
