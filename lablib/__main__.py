@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from .course.editions import write_student_editions
         written = write_student_editions(Path(args.source), Path(args.out), keep_existing=args.keep_existing)
+        kept = len(list(Path(args.source).glob("*.ipynb"))) - len(written)
         print(f"wrote {len(written)} student notebooks to {args.out}/ (answer cells instead of solutions, "
-              "outputs cleared)")
+              "outputs cleared)" + (f"; kept the {kept} already there (they may hold answers)" if kept else ""))
         return 0
     return 2
 

@@ -177,8 +177,10 @@ def test_interrupt_stops_a_command_and_keeps_the_lab_host_and_the_panel_redraws(
     assert PANEL not in notebook.panels()
 
     def run_cell(index: int, wait: bool = True) -> None:
-        notebook.js("""const cells = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell');
-                       cells[arguments[0]].querySelector('.jp-InputArea-prompt').click();""", index)
+        cell = notebook.driver.find_elements("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")[index]
+        cell.find_element("css selector", ".jp-InputPrompt").click()   # selects it, as a learner's click
+        notebook.wait(lambda: "jp-mod-selected" in cell.get_attribute("class")
+                      or "jp-mod-active" in cell.get_attribute("class"), 10, f"cell {index} to be selected")
         notebook.command("Run", r"Run Selected Cells? and Do not Advance")
         if wait:
             notebook.wait(lambda: notebook.busy_cells() == 0 and notebook.kernel_idle(), 120, f"cell {index}")
@@ -199,6 +201,7 @@ def test_interrupt_stops_a_command_and_keeps_the_lab_host_and_the_panel_redraws(
     notebook.wait(lambda: notebook.busy_cells() == 0 and notebook.kernel_idle(), 60, "the interrupt")
     notebook.screenshot("interrupt")
     assert "AgentDied" not in outputs(2) and "stopped unexpectedly" not in outputs(2), outputs(2)
+    assert "Interrupted: ⏹ the command was stopped" in outputs(2) and "Traceback" not in outputs(2)
     run_cell(3)
     assert "br9" in outputs(3) and "next cell works" in outputs(3), outputs(3)
     run_cell(4)   # lab.live() again: the same one panel

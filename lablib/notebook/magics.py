@@ -16,6 +16,10 @@ import weakref
 
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
 
+class Interrupted(LabError):
+    """Jupyter's stop button (■) stopped a %%lab command."""
+
+
 _current: weakref.ref | None = None
 _registered = False
 
@@ -120,6 +124,12 @@ def run_magic(line: str, cell: str | None) -> None:
     except (CommandTimeout, WaitingForInput) as stopped:
         print(f"\n⏹ {stopped}", file=sys.stderr)
         return
+    except KeyboardInterrupt:
+        for name, stream in streams.items():
+            stream.write(decoders[name].decode(b"", final=True))
+        # Still an error, so that Jupyter stops the cells queued after this one.
+        raise Interrupted("⏹ the command was stopped, as Ctrl-C would; the lab host and everything "
+                          "in it are still there") from None
     for name, stream in streams.items():
         stream.write(decoders[name].decode(b"", final=True))
         stream.flush()
