@@ -169,6 +169,9 @@ class Drawing:
                 self._namespace(ns)
         for name in self.changes.gone_namespaces:
             self._ghost_namespace(name)
+        for one, other in zip(self.changes.gone_namespaces, self.changes.gone_namespaces[1:]):
+            # Stacked, not side by side: many deleted namespaces must not widen the drawing.
+            self.graph.edge(self.node_id(one, "#gone"), self.node_id(other, "#gone"), style="invis")
         self._cables()
         if self.world and not self.expand_world:
             self._cloud()
@@ -347,10 +350,11 @@ class Drawing:
                                     color="#6a1b9a", fontcolor="#6a1b9a")
                 else:
                     self.graph.edge(port, bridge, label="port", style="bold", color=NEW if fresh else "#5c6bc0")
-        # Routed traffic leaves a bridge through the uplink: keep the uplink right of bridges.
+        # Routed traffic leaves through the uplink: keep the uplink below bridges and cables.
         if self.snapshot.link(HOST, UPLINK) is not None and HOST in self.snapshot.namespaces:
-            for bridge in (link for link in self.snapshot.namespaces[HOST].links if link.kind == "bridge"):
-                self.graph.edge(self.node_id(HOST, bridge.name), self.node_id(HOST, UPLINK), style="invis")
+            for link in self._shown_links(self.snapshot.namespaces[HOST]):
+                if link.name not in (UPLINK, "lo") and not link.master:
+                    self.graph.edge(self.node_id(HOST, link.name), self.node_id(HOST, UPLINK), style="invis")
     def _is_collapsed_port(self, link: Link) -> bool:
         return link.peer is not None and link.peer[0] in self._collapsed
 
