@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 from nbclient import NotebookClient
 
-from lablib.course.editions import student_edition, write_student_editions
+from lablib.course.editions import ANSWER, student_edition, write_student_editions
 
 pytestmark = pytest.mark.notebooks
 LABS = ROOT / "labs"
@@ -95,6 +95,14 @@ def test_student_editions_have_no_solutions_and_no_outputs(tmp_path):
         assert tagged(notebook, "solution") == []
         assert len(tagged(notebook, "check")) >= 2
         assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+        # Where each solution was, an empty cell to answer in, just before its check.
+        answers = tagged(notebook, "answer")
+        assert len(answers) >= len(tagged(notebook, "check"))
+        for cell in answers:
+            assert cell.source.endswith(ANSWER) or ANSWER + ":" in cell.source
+            following = notebook.cells[notebook.cells.index(cell) + 1:]
+            assert any("check" in c.metadata.get("tags", []) for c in following[:2])
+        assert "hidden cell" not in "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
