@@ -16,6 +16,7 @@ import weakref
 
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
 
+
 class Interrupted(LabError):
     """Jupyter's stop button (■) stopped a %%lab command."""
 
