@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -118,8 +119,10 @@ def assert_learner_sees_a_clean_run(notebook: Notebook, saved: Path, *, drawings
 
 def screenshots(notebook: Notebook, name: str) -> None:
     """One screenshot at a laptop's size, on the first drawing; one of the whole notebook."""
-    notebook.js("""const d = document.querySelector('.jp-NotebookPanel .jp-OutputArea-output img');
-                   if (d) d.scrollIntoView({block: 'center'});""")
+    for _ in range(3):   # cells out of view have no size yet: scroll again once they have
+        notebook.js("""const d = document.querySelector('.jp-NotebookPanel .jp-OutputArea-output img');
+                       if (d) d.scrollIntoView({block: 'center'});""")
+        time.sleep(0.5)
     notebook.screenshot(f"{name}-drawing")
     height = notebook.js("return document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
                          ".scrollHeight")
