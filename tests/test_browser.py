@@ -22,7 +22,7 @@ if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exi
     pytest.fail("the browser tests need Debian's chromium and chromium-driver: ./labkit test installs them "
                 "(lablib/machine/test-packages.txt)", pytrace=False)
 
-from browser import WINDOW, JupyterLab, Notebook, chromium, copy_labs  # noqa: E402
+from browser import SCREENSHOTS, JupyterLab, Notebook, chromium, copy_labs  # noqa: E402
 
 from lablib.course.editions import write_student_editions  # noqa: E402
 
@@ -58,6 +58,7 @@ return found;"""
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
     home = tmp_path_factory.mktemp("jupyterlab")
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)   # this run's screenshots only
     root = copy_labs(home / "labs")
     write_student_editions(ROOT / "labs", root / "student")   # where ./labkit lab --student puts them
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
@@ -118,18 +119,22 @@ def assert_learner_sees_a_clean_run(notebook: Notebook, saved: Path, *, drawings
 
 
 def screenshots(notebook: Notebook, name: str) -> None:
-    """One screenshot at a laptop's size, on the first drawing; one of the whole notebook."""
+    """At a laptop's size: one on the first drawing, then the whole notebook page by page
+    (NAME-page-01.png, ...), as a learner scrolling through it sees it."""
     for _ in range(3):   # cells out of view have no size yet: scroll again once they have
         notebook.js("""const d = document.querySelector('.jp-NotebookPanel .jp-OutputArea-output img');
                        if (d) d.scrollIntoView({block: 'center'});""")
         time.sleep(0.5)
     notebook.screenshot(f"{name}-drawing")
-    height = notebook.js("return document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
-                         ".scrollHeight")
-    notebook.driver.set_window_size(WINDOW[0], min(int(height) + 250, 16000))
-    notebook.js("document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer').scrollTop = 0")
-    notebook.screenshot(f"{name}-full")
-    notebook.driver.set_window_size(*WINDOW)
+    scroller = "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
+    notebook.js(f"{scroller}.scrollTop = 0")
+    for page in range(1, 41):
+        time.sleep(0.3)
+        notebook.screenshot(f"{name}-page-{page:02d}")
+        before = notebook.js(f"return {scroller}.scrollTop")
+        notebook.js(f"{scroller}.scrollTop += {scroller}.clientHeight * 0.9")
+        if notebook.js(f"return {scroller}.scrollTop") == before:
+            break
 
 
 @pytest.mark.parametrize("name,drawings", [("00-welcome", 2), ("03-bridge", 5), ("07-port-publishing", 3)])
