@@ -95,7 +95,7 @@ class Agent:
     def op_run(self, request: dict, emit: Callable) -> dict:
         return self.runner.run(request["id"], request["command"], request.get("ns"),
                                request.get("timeout", 30.0),
-                               emit if request.get("stream") else None)
+                               emit if request.get("stream") else None, bool(request.get("together")))
 
     def op_spawn(self, request: dict, emit: Callable) -> dict:
         background = self.runner.spawn(request["command"], request.get("ns"), request.get("name"))

@@ -36,15 +36,17 @@ class Lab:
     # -- running things ------------------------------------------------------------------
     def sh(self, command: str, ns: str | None = None, *, check: bool = True,
            timeout: float | None = None,
-           on_output: Callable[[str, bytes], None] | None = None) -> CommandResult:
+           on_output: Callable[[str, bytes], None] | None = None, together: bool = False) -> CommandResult:
         """Run `command` with bash in the lab host (or namespace `ns`) and return its result.
 
         Raises CommandFailed on a non-zero exit when `check` is true, CommandTimeout when
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
-        `on_output(stream, bytes)` receives output as it comes.
+        `on_output(stream, bytes)` receives output as it comes. `together` puts stderr into
+        stdout, in the order written, as a terminal shows them (%%lab does).
         """
         raw = self._sandbox.request("run", on_chunk=on_output, command=command, ns=ns,
-                                    timeout=timeout or self.timeout, stream=on_output is not None)
+                                    timeout=timeout or self.timeout, stream=on_output is not None,
+                                    together=together)
         result = CommandResult.from_agent(command, ns, raw)
         self._changed()
         if raw["stopped"] == "timeout":

@@ -2,7 +2,7 @@
 
 `%%lab` runs the cell as bash in the newest Lab's host; `%%lab c1` runs it inside
 namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes, stdout and
-stderr together in the order they came, as a terminal shows them: a program's stderr
+stderr together in the order written, as a terminal shows them: a program's stderr
 is not an error in itself (`conntrack -F` reports success there). What went wrong is
 said after it, in Jupyter's error colour: a failing exit code, a command stopped.
 `%lab CMD` does the same for one line.
@@ -109,7 +109,7 @@ def run_magic(line: str, cell: str | None) -> None:
         return
     lab = current_lab()
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
-    streams = {"stdout": sys.stdout, "stderr": sys.stdout}   # one terminal: see the module's docstring
+    streams = {"stdout": sys.stdout, "stderr": sys.stdout}   # one stream, as in a terminal (together=True)
     binary = False
 
     def show(stream: str, data: bytes) -> None:
@@ -121,7 +121,7 @@ def run_magic(line: str, cell: str | None) -> None:
         streams[stream].write(decoders[stream].decode(data))
 
     try:
-        result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
+        result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show, together=True)
     except (CommandTimeout, WaitingForInput) as stopped:
         print(f"\n⏹ {stopped}", file=sys.stderr)
         return

@@ -36,7 +36,7 @@ class CommandResult:
         if raw["dropped"]:
             notes.append(f"output cut off: {raw['dropped']} more bytes not kept; "
                          "filter it (| head, | grep) or redirect it to a file")
-        hint = command_not_found_hint(stderr) if raw["exit_code"] == 127 else None
+        hint = command_not_found_hint(stderr or stdout) if raw["exit_code"] == 127 else None
         if hint:
             notes.append(hint)
         return cls(command, ns, stdout, stderr, raw["exit_code"], raw["duration"], notes, raw["stdout"])
