@@ -107,7 +107,7 @@ def test_missing_unshare_is_a_one_line_fix(monkeypatch):
     ("kernel.apparmor_restrict_unprivileged_userns", "1", "AppArmor profile"),
 ])
 def test_disabled_user_namespaces_name_their_fix(monkeypatch, sysctl, value, fix):
-    monkeypatch.setattr(doctor, "_sysctl", lambda name: value if name == sysctl else None)
+    monkeypatch.setattr(userns, "_sysctl", lambda name: value if name == sysctl else None)
     message = userns.explain_start_failure("unshare: unshare failed: Operation not permitted")
     assert fix in message and "vagrant up" in message
 
