@@ -194,10 +194,12 @@ class Drawing:
                     box.node(f"{summary}_ports", f"<<b>{len(ports)} more ports</b><br/>{html.escape(ports[0])} … "
                                                  f"{html.escape(ports[-1])}>", shape="folder",
                              fillcolor="#e8f5e9", color="#2e7d32")
-            for link in self.changes.gone_links:
-                if link.ns == ns.name:
-                    box.node(self.node_id(link.ns, link.name), _link_label(link, self.changes, ghost=True),
-                             style="rounded,dashed", color=GONE, fontcolor=GONE, fillcolor="white")
+            ghosts = [link for link in self.changes.gone_links if link.ns == ns.name]
+            for link in ghosts:
+                box.node(self.node_id(link.ns, link.name), _link_label(link, self.changes, ghost=True),
+                         style="rounded,dashed", color=GONE, fontcolor=GONE, fillcolor="white")
+            for one, other in zip(ghosts, ghosts[1:]):   # stacked, so that many do not widen it
+                box.edge(self.node_id(ns.name, one.name), self.node_id(ns.name, other.name), style="invis")
             for kind, texts, color in (("#notes", self.overlay.notes.get(ns.name), NEW),
                                        ("#drops", self.overlay.drops.get(ns.name), GONE)):
                 if texts:
