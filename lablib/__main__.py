@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     edition = commands.add_parser("student-edition", help="write the notebooks without solutions or outputs")
     edition.add_argument("source", nargs="?", default="labs", help="folder of notebooks (default: labs)")
     edition.add_argument("--out", default="student", help="folder to write them to (default: student)")
+    edition.add_argument("--keep-existing", action="store_true",
+                         help="leave notebooks already in --out alone (they may hold answers)")
     progress = commands.add_parser("progress", help="which exercises each learner passed, from their notebooks")
     progress.add_argument("paths", nargs="+", help="notebooks, progress files, or folders holding them")
     args = parser.parse_args(argv)
@@ -33,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from pathlib import Path
 
         from .course.editions import write_student_editions
-        written = write_student_editions(Path(args.source), Path(args.out))
-        print(f"wrote {len(written)} student notebooks to {args.out}/ (solutions removed, outputs cleared)")
+        written = write_student_editions(Path(args.source), Path(args.out), keep_existing=args.keep_existing)
+        kept = len(list(Path(args.source).glob("*.ipynb"))) - len(written)
+        print(f"wrote {len(written)} student notebooks to {args.out}/ (answer cells instead of solutions, "
+              "outputs cleared)" + (f"; kept the {kept} already there (they may hold answers)" if kept else ""))
         return 0
     return 2
 

@@ -20,8 +20,20 @@ def test_cell_magic_runs_bash_in_the_host_and_shows_a_failing_exit_code(shell, c
     shell.run_cell("from lablib import Lab\nlab = Lab(quiet=True)")
     try:
         out, err = run_cell(shell, capsys, "%%lab\nhostname\ncurl -sS 127.0.0.1:9")
-        assert out == "lab-host\n"
-        assert "Couldn't connect to server" in err and "(exit code 7)" in err
+        assert out.startswith("lab-host\n") and "Couldn't connect to server" in out
+        assert err == "(exit code 7)\n"
+    finally:
+        shell.run_cell("lab.close()")
+
+
+def test_what_a_successful_command_prints_on_stderr_is_not_shown_as_an_error(shell, capsys):
+    shell.run_cell("from lablib import Lab\nlab = Lab(quiet=True)")
+    try:
+        out, err = run_cell(shell, capsys, "%%lab\necho one\nconntrack -F\necho two")
+        assert out.startswith("one\nconntrack v") and "table has been emptied" in out and out.endswith("two\n")
+        assert err == ""
+        out, err = run_cell(shell, capsys, "%%lab\nifconfg")   # a typo still gets its hint
+        assert "command not found" in out and "ifconfig" in err and "(exit code 127)" in err
     finally:
         shell.run_cell("lab.close()")
 
@@ -73,3 +85,13 @@ def test_a_cells_outputs_keep_the_order_the_command_printed_them_in():
     text = "".join(t for _name, t in outputs)
     assert text.index("Couldn't connect") < text.index("printed after curl failed") < text.index("(exit code 3)")
     assert outputs[0][0] == "stderr" and "Couldn't connect" in outputs[0][1]
+
+
+def test_a_servers_log_shows_as_its_text_not_as_a_quoted_string(shell, capsys):
+    shell.run_cell("from lablib import Lab\nlab = Lab(quiet=True)")
+    try:
+        shell.run_cell("server = lab.spawn('echo started; echo listening; sleep 30', ready_text='listening')")
+        out, _ = run_cell(shell, capsys, "server.stop()")
+        assert "started\nlistening\n" in out and "\\n" not in out and "'" not in out
+    finally:
+        shell.run_cell("lab.close()")

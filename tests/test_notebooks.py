@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 from nbclient import NotebookClient
 
-from lablib.course.editions import student_edition, write_student_editions
+from lablib.course.editions import ANSWER, student_edition, write_student_editions
 
 pytestmark = pytest.mark.notebooks
 LABS = ROOT / "labs"
@@ -107,3 +107,21 @@ def test_student_editions_have_no_solutions_and_no_outputs(tmp_path):
         assert tagged(notebook, "solution") == []
         assert len(tagged(notebook, "check")) >= 2
         assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+        # Where each solution was, an empty cell to answer in, just before its check.
+        answers = tagged(notebook, "answer")
+        assert len(answers) >= len(tagged(notebook, "check"))
+        for cell in answers:
+            assert cell.source.endswith(ANSWER) or ANSWER + ":" in cell.source
+            following = notebook.cells[notebook.cells.index(cell) + 1:]
+            assert any("check" in c.metadata.get("tags", []) for c in following[:2])
+        assert "hidden cell" not in "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_carries_no_widget_state(path: Path):
+    """Saved widget state reopens the live panel, empty, before anything runs."""
+    notebook = nbformat.read(path, as_version=4)
+    assert "widgets" not in notebook.metadata, f"{path.name}: strip metadata.widgets (see labs/AUTHORING.md)"
+    views = [cell.source for cell in notebook.cells if cell.cell_type == "code"
+             for output in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    assert views == [], f"{path.name}: cells whose output is a widget, which shows as text when reopened: {views}"

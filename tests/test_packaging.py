@@ -50,3 +50,17 @@ def test_the_vagrantfile_validates():
     text = (ROOT / "Vagrantfile").read_text()
     assert "./labkit setup" in text and 'host_ip: "127.0.0.1"' in text
     assert 'provider "virtualbox"' in text and 'provider "libvirt"' in text
+
+
+def test_the_browser_tests_packages_are_installed_by_labkit_test_only():
+    """Learners' ./labkit lab never needs Chromium; ./labkit test (and CI) installs it."""
+    labkit = (ROOT / "labkit").read_text()
+    listed = [line.split()[0] for line in (ROOT / "lablib" / "machine" / "test-packages.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert listed == ["chromium", "chromium-driver"]
+    test_branch = labkit[labkit.index("\n  test)"):]
+    test_branch = test_branch[:test_branch.index(";;")]
+    assert "install_system_packages lablib/machine/test-packages.txt" in test_branch
+    assert labkit.count("test-packages.txt") == 1
+    import shutil
+    assert shutil.which("chromium") and shutil.which("chromedriver")

@@ -193,3 +193,35 @@ def test_a_dead_agent_is_reported_and_reset_recovers(lab):
     assert time.monotonic() - started < 2
     lab.reset()
     assert lab.sh("echo back").stdout == "back\n"
+
+
+INTERRUPTED_HOLDER = """
+from lablib import Lab
+lab = Lab(quiet=True)
+lab.sh("ip netns add c1")
+started = []
+def show(stream, data):
+    if not started:
+        started.append(1)
+        print("pinging", flush=True)
+try:
+    lab.sh("ping -i 0.2 example.com", timeout=120, on_output=show)
+    print("ping ended by itself", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+print(lab.sh("ip netns list").stdout.split()[0], lab.sh("echo next").stdout.strip(), flush=True)
+"""
+
+
+def test_an_interrupt_of_the_whole_process_group_stops_the_command_and_keeps_the_lab_host():
+    """Jupyter's ■ sends SIGINT to the kernel's process group: only the command may stop."""
+    holder = subprocess.Popen([sys.executable, "-c", INTERRUPTED_HOLDER], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "pinging", holder.stderr.read()
+        os.killpg(holder.pid, signal.SIGINT)
+        out, err = holder.communicate(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert out.split("\n")[:2] == ["interrupted", "c1 next"], err

@@ -196,3 +196,12 @@ def test_the_live_view_redraws_after_each_command(lab):
     rendered = view.widget.value
     lab.sh("true")
     assert view.widget.value is rendered     # nothing changed: no redraw
+
+
+def test_the_live_view_says_when_the_lab_host_was_closed(lab):
+    lab.live(dock=False)
+    view = lab._live
+    lab.sh("ip netns add c1")
+    lab.close()
+    assert view.widget.value.startswith("<div style='color:#c62828") and "was closed" in view.widget.value
+    assert "netns c1" in view.widget.value     # the last drawing, faded, under that line

@@ -31,7 +31,14 @@ def test_ping_across_a_bridge_is_arp_then_icmp_hop_by_hop(two_containers):
     assert list(flows["protocol"]) == ["arp", "icmp"]
     assert "delivered to c2" in flows["fates"].iloc[1] and "delivered to c1" in flows["fates"].iloc[1]
     source = t.graph().source
-    assert re.search(r'"c1/eth0" -> "host/veth-c1" \[label="veth  #\d+, #\d+', source)
+    cable = re.search(r'"c1/eth0" -> "host/veth-c1" \[label="veth  (#\d+\.\d+(, #\d+\.\d+)*)', source)
+    assert cable, source
+    # The graph's "#packet.hop" names the table's row where the packet arrived over that cable.
+    for step in cable.group(1).split(", "):
+        packet, hop = (int(n) for n in step[1:].split("."))
+        row = table[(table["packet"] == packet) & (table["hop"] == hop)].iloc[0]
+        assert (row["ns"], row["interface"]) in (("c1", "eth0"), ("host", "veth-c1"))
+    assert {f"#{request}.2", f"#{reply}.4"} <= set(cable.group(1).split(", "))
 
 
 def test_masquerade_rewrites_the_source_at_postrouting_and_back_on_the_reply(lab):

@@ -119,7 +119,7 @@ class Agent:
     # -- operations (model/protocol.py) ---------------------------------------------------
     def run(self, request_id: int, request: Run, emit: Emit) -> CommandOutput:
         output = self.runner.run(request_id, request.command, request.ns, request.timeout,
-                                 emit if request.stream else None)
+                                 emit if request.stream else None, request.together)
         self._follow_docker()
         return output
 

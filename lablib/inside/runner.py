@@ -246,13 +246,15 @@ class Runner:
 
     # -- commands ------------------------------------------------------------------
     def run(self, request_id: int, command: str, ns: str | None, timeout: float,
-            emit: Emit | None = None) -> CommandOutput:
+            emit: Emit | None = None, together: bool = False) -> CommandOutput:
+        """Run `command`; with `together`, its stderr goes into its stdout, one stream in the
+        order written, as a terminal shows them (the stderr reported is then empty)."""
         argv = argv_for(command, ns, self.env["PATH"])
         started = time.monotonic()
         try:
             process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=self.env, cwd=self.env["HOME"],
-                                       start_new_session=True)
+                                       stderr=subprocess.STDOUT if together else subprocess.PIPE,
+                                       env=self.env, cwd=self.env["HOME"], start_new_session=True)
         except FileNotFoundError as error:
             raise LabError(f"cannot start '{argv[0]}': not installed ({error.strerror})") from None
         except BlockingIOError:
@@ -262,7 +264,8 @@ class Runner:
         captures = {"stdout": Capture(), "stderr": Capture()}
         selector = selectors.DefaultSelector()
         selector.register(process.stdout, selectors.EVENT_READ, "stdout")
-        selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+        if not together:
+            selector.register(process.stderr, selectors.EVENT_READ, "stderr")
         stopped: str | None = None
         stopped_at = exited_at = None
         waiting_program: str | None = None

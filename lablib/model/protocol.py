@@ -34,11 +34,13 @@ class Request(Generic[R]):
 @dataclass(frozen=True)
 class Run(Request["CommandOutput"]):
     """Run `command` with bash in namespace `ns` (None: the lab host) to its end; stream
-    its output as Chunks when `stream`. Agent.run."""
+    its output as Chunks when `stream`; with `together`, stderr goes into stdout, one
+    stream in the order written, as a terminal shows them. Agent.run."""
     command: str
     ns: str | None = None
     timeout: float = 30.0
     stream: bool = False
+    together: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
 from ..model.names import HOST, canonical_ns, is_world
 from ..model.state import Snapshot
-from ..views.diagnosis import command_prefix, describe_ns, diagnose
+from ..views.diagnosis import (
+    command_prefix,
+    describe_ns,
+    diagnose,
+    link_down_on_the_way,
+)
 from ..views.rules import (
     BUILTIN_CHAINS,
     mismatches,
@@ -184,10 +189,11 @@ class route(Claim):
         command = f"{command_prefix(self.ns)}ip route add {self.dst}" + (f" via {self.via}" if self.via else "") \
             + (f" dev {self.dev}" if self.dev and not self.via else "")
         if not matching:
-            down = self._down_link(namespace)
-            if down is not None:   # the first cause: a link down takes its connected route with it
-                return Verdict(False, claim, f"{down.name} is {down.state}, so its route is gone too; bring it up: "
-                                             f"{command_prefix(self.ns)}ip link set {down.name} up")
+            down = link_down_on_the_way(namespace, self.via, self.dev)
+            if down is not None:   # the first cause, not the route it took away with it
+                return Verdict(False, claim, f"{down.name} is {down.state} in {describe_ns(self.ns)}, and a route "
+                                             f"needs its link up: {command_prefix(self.ns)}ip link set {down.name} up, "
+                                             f"then {command}")
             return Verdict(False, claim, f"no route to {self.dst} there; add one: {command}")
         for r in matching:
             if (self.via is None or r.gateway == self.via) and (self.dev is None or r.dev == self.dev):

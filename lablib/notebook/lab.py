@@ -119,16 +119,17 @@ class Lab:
     # -- running things ------------------------------------------------------------------
     def sh(self, command: str, ns: str | None = None, *, check: bool = True,
            timeout: float | None = None,
-           on_output: Callable[[str, bytes], None] | None = None) -> CommandResult:
+           on_output: Callable[[str, bytes], None] | None = None, together: bool = False) -> CommandResult:
         """Run `command` with bash in the lab host (or namespace `ns`) and return its result.
 
         Raises CommandFailed on a non-zero exit when `check` is true, CommandTimeout when
         it runs past `timeout` seconds, WaitingForInput when it waits for the keyboard.
-        `on_output(stream, bytes)` receives output as it comes.
+        `on_output(stream, bytes)` receives output as it comes. `together` puts stderr into
+        stdout, in the order written, as a terminal shows them (%%lab does).
         """
         timeout = self.timeout if timeout is None else timeout
         check_command(command, ns, timeout)
-        output = self._sandbox.call(Run(command, ns, timeout=timeout, stream=on_output is not None),
+        output = self._sandbox.call(Run(command, ns, timeout=timeout, stream=on_output is not None, together=together),
                                     on_chunk=on_output)
         result = CommandResult.from_agent(command, ns, output)
         self._changed()
@@ -443,6 +444,7 @@ class Lab:
     def close(self) -> None:
         """End the lab host: every namespace, interface, rule and process in it is gone."""
         self._sandbox.close()
+        self._changed()   # the live drawing says the lab host is gone
 
     @property
     def sandbox(self) -> Sandbox:

@@ -1,8 +1,11 @@
 """Notebook integration: the %%lab / %lab magics and one-line errors.
 
 `%%lab` runs the cell as bash in the newest Lab's host; `%%lab c1` runs it inside
-namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes; a failing
-exit code is shown plainly after it. `%lab CMD` does the same for one line.
+namespace c1 (as `ip netns exec c1 bash` would). Output appears as it comes, stdout and
+stderr together in the order written, as a terminal shows them: a program's stderr
+is not an error in itself (`conntrack -F` reports success there). What went wrong is
+said after it, in Jupyter's error colour: a failing exit code, a command stopped.
+`%lab CMD` does the same for one line.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .lab import Lab
+
+
+class Interrupted(LabError):
+    """Jupyter's stop button (■) stopped a %%lab command."""
+
 
 _current: weakref.ref | None = None
 _registered = False
@@ -107,7 +115,7 @@ def run_magic(line: str, cell: str | None) -> None:
         return
     lab = current_lab()
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
-    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    streams = {"stdout": sys.stdout, "stderr": sys.stdout}   # one stream, as in a terminal (together=True)
     binary, last = False, None
 
     def show(stream: str, data: bytes) -> None:
@@ -124,10 +132,16 @@ def run_magic(line: str, cell: str | None) -> None:
         streams[stream].write(decoders[stream].decode(data))
 
     try:
-        result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show)
+        result = lab.sh(command, ns=ns, check=False, timeout=timeout, on_output=show, together=True)
     except (CommandTimeout, WaitingForInput, LimitReached) as stopped:
         print(f"\n⏹ {stopped}", file=sys.stderr)
         return
+    except KeyboardInterrupt:
+        for name, stream in streams.items():
+            stream.write(decoders[name].decode(b"", final=True))
+        # Still an error, so that Jupyter stops the cells queued after this one.
+        raise Interrupted("⏹ the command was stopped, as Ctrl-C would; the lab host and everything "
+                          "in it are still there") from None
     for name, stream in streams.items():
         stream.write(decoders[name].decode(b"", final=True))
         stream.flush()

@@ -42,8 +42,8 @@ class CommandResult:
         if output.dropped:
             notes.append(f"output cut off: {output.dropped} more bytes not kept; "
                          "filter it (| head, | grep) or redirect it to a file")
-        hint = command_not_found_hint(stderr) if output.exit_code == 127 else None
-        if _docker_not_started(stderr, output.exit_code):
+        hint = command_not_found_hint(stderr or stdout) if output.exit_code == 127 else None
+        if _docker_not_started(stderr or stdout, output.exit_code):
             hint = "Docker does not run in this lab host yet: start it with lab.docker()"
         if hint:
             notes.append(hint)
@@ -83,6 +83,13 @@ def _docker_not_started(stderr: str, exit_code: int) -> bool:
             or (exit_code == 127 and re.search(r"(^|\n)(bash: )?(line \d+: )?docker: command not found", stderr) is not None))
 
 
+class Log(str):
+    """A process's log: a string, shown in a notebook as the text it is (not its repr)."""
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(str(self) if self else "(nothing printed)")
+
+
 class BackgroundProcess:
     """A server or other long-running process started with lab.spawn()."""
 
@@ -106,9 +113,9 @@ class BackgroundProcess:
         self._status = self._lab.sandbox.call(CheckProcess(self.pid))
         return self._status
 
-    def log(self) -> str:
+    def log(self) -> Log:
         """Everything it has printed so far (the newest 256 KiB)."""
-        return decode(self._refresh().log)[0]
+        return Log(decode(self._refresh().log)[0])
 
     @property
     def running(self) -> bool:
@@ -118,11 +125,11 @@ class BackgroundProcess:
     def exit_code(self) -> int | None:
         return self._refresh().exit_code
 
-    def stop(self) -> str:
+    def stop(self) -> Log:
         """Stop it (SIGTERM, then SIGKILL) and return its log."""
         self._same_lab_host()
         self._status = self._lab.sandbox.call(StopProcess(self.pid))
-        return decode(self._status.log)[0]
+        return Log(decode(self._status.log)[0])
 
     def __repr__(self) -> str:
         state = "running" if self._status.exit_code is None else f"exited with code {self._status.exit_code}"

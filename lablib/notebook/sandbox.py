@@ -219,7 +219,10 @@ class Sandbox:
             try:
                 self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if go_read is None else go_read,
                                                 stdout=subprocess.DEVNULL, stderr=stderr,
-                                                pass_fds=(inbox_read, outbox_write), env=env, cwd="/")
+                                                pass_fds=(inbox_read, outbox_write), env=env, cwd="/",
+                                                # A session of its own: Jupyter's interrupt (■) signals the
+                                                # kernel's process group; only the kernel must get it.
+                                                start_new_session=True)
             except FileNotFoundError:
                 raise errors.SandboxUnavailable(
                     "cannot start a lab host: 'unshare' is missing; sudo apt-get install util-linux") from None

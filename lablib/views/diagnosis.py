@@ -110,3 +110,14 @@ def diagnose(snapshot: Snapshot, src: str, address: str, result: ProbeOutput) ->
 def _is_on_link(namespace: Namespace, target: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return any(r.gateway is None and r.dst != "default" and target in ipaddress.ip_network(r.dst, strict=False)
                for r in namespace.routes)
+
+
+def link_down_on_the_way(namespace, via: str | None, dev: str | None):
+    """The interface a missing route would use, when it is not up: the kernel removes (and
+    refuses) routes over a link that is down, so that is the first thing to fix."""
+    candidates = [namespace.link(dev)] if dev else []
+    if via and not dev:
+        gateway = ipaddress.ip_address(via)
+        candidates = [link for link in namespace.links
+                      if any(gateway in ipaddress.ip_interface(cidr).network for cidr in link.notable_addresses)]
+    return next((link for link in candidates if link is not None and link.state != "UP"), None)

@@ -1,7 +1,5 @@
 """Draw a Snapshot: namespaces as boxes, interfaces inside them, veth pairs as cables,
-bridges as switches with their ports, the outside world as a cloud. A namespace acting
-as a host (its containers' veths lead to its bridge) is a box holding its containers'
-boxes, and VXLAN devices that send to each other are joined by a tunnel.
+bridges as switches with their ports, the outside world as a cloud.
 
 Only what the kernel reported is drawn — never a declared topology. Compared with the
 previous drawing, what is new is drawn in blue and what went away is left as a red
@@ -12,6 +10,9 @@ network always gives the same drawing.
 from __future__ import annotations
 
 import html
+import re
+import textwrap
+import urllib.parse
 from dataclasses import dataclass, field
 
 import graphviz
@@ -33,12 +34,13 @@ CLOUD = "outside_world"
 @dataclass
 class Overlay:
     """A path drawn over the topology (see tracedraw.py)."""
-    cable_steps: dict[frozenset, list[int]] = field(default_factory=dict)   # veth pair -> step numbers
-    port_steps: dict[tuple[str, str], list[int]] = field(default_factory=dict)   # bridge port -> steps
+    # Steps are "packet.hop" as in TraceResult.table(): the hop a packet arrived at.
+    cable_steps: dict[frozenset, list[str]] = field(default_factory=dict)   # veth pair -> steps
+    port_steps: dict[tuple[str, str], list[str]] = field(default_factory=dict)   # bridge port -> steps
     notes: dict[str, list[str]] = field(default_factory=dict)    # namespace -> rewrites seen there
     drops: dict[str, list[str]] = field(default_factory=dict)    # namespace -> packets that died there
-    tunnel_steps: dict[frozenset, list[int]] = field(default_factory=dict)   # two VXLAN devices -> steps
     visited: set[tuple[str, str]] = field(default_factory=set)   # interfaces the path crossed
+    tunnel_steps: dict[frozenset, list[str]] = field(default_factory=dict)   # two VXLAN devices -> steps
     died_at: set[tuple[str, str]] = field(default_factory=set)   # interfaces where a packet was last seen
 
 
@@ -73,9 +75,14 @@ class Changes:
         return changes
 
 
+STANDARD_LOOPBACK = {"127.0.0.1/8", "::1/128"}
+QUIET_KINDS = {"device", "veth", "loopback"}   # cables say "veth"; a loopback is always lo
+
+
 def _link_label(link: Link, changes: Changes, ghost: bool = False) -> str:
+    """A short label: name, state and addresses; the rest is in the tooltip (_link_tooltip)."""
     name = html.escape(link.name)
-    kind = "" if link.kind in ("device",) else f" <font point-size='9'>{link.kind}</font>"
+    kind = "" if link.kind in QUIET_KINDS else f" <font point-size='9'>{link.kind}</font>"
     if ghost:
         return f"<<s>{name}</s><br/><font point-size='9'>removed</font>>"
     rows = [f"<b>{name}</b>{kind}"]
@@ -83,9 +90,47 @@ def _link_label(link: Link, changes: Changes, ghost: bool = False) -> str:
     rows.append(f"<font point-size='9' color='{state_color}'>{link.state}</font>")
     for address in link.notable_addresses:
         fresh = (link.ns, link.name, address) in changes.new_addresses
+        if link.kind == "loopback" and address in STANDARD_LOOPBACK and not fresh:
+            continue
         text = html.escape(address)
         rows.append(f"<font color='{NEW}'><b>+ {text}</b></font>" if fresh else text)
     return "<" + "<br/>".join(rows) + ">"
+
+
+def _link_tooltip(link: Link) -> str:
+    """What hovering over an interface shows (in the live panel, where the SVG is inline)."""
+    where = "the lab host" if link.ns == HOST else link.ns
+    parts = [f"{link.name} in {where}: {link.kind}, {link.state}, mtu {link.mtu}"]
+    if link.peer:
+        parts.append(f"other end: {link.peer[1]} in {'the lab host' if link.peer[0] == HOST else link.peer[0]}")
+    if link.master:
+        parts.append(f"port of bridge {link.master}")
+    parts += link.notable_addresses   # no link-local IPv6: it changes with every MAC
+    return "\\n".join(parts)   # graphviz reads \\n as a line break
+
+
+class FittedDigraph(graphviz.Digraph):
+    """A graphviz drawing that fits the column it is shown in: an <img> of its SVG, which
+    JupyterLab (and the live panel) scale down to the width there is, never up."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **_):
+        return {"text/html": fitted_img(self.pipe(format="svg").decode())}
+
+
+def fitted_img(svg: str, alt: str = "drawing of the lab host") -> str:
+    # Percent-encoded, not base64: a notebook's diff (and nbval's sanitizers) can read it.
+    data = urllib.parse.quote(svg, safe=" :/=.,;-_()")
+    return (f"<img src='data:image/svg+xml,{data}' alt='{html.escape(alt)}' "
+            "style='max-width:100%;height:auto'>")
+
+
+def fitted_svg(svg: str) -> str:
+    """The SVG itself, made to shrink to its container's width (tooltips work inline)."""
+    width = re.search(r'<svg width="([\d.]+)pt"', svg)
+    if not width:
+        return svg
+    return re.sub(r'<svg width="[\d.]+pt" height="[\d.]+pt"',
+                  f'<svg width="100%" style="max-width:{width.group(1)}pt;height:auto"', svg, count=1)
 
 
 class Drawing:
@@ -97,8 +142,8 @@ class Drawing:
         self.overlay, self.expand_world = overlay or Overlay(), expand_world
         self.changes = Changes.between(previous, snapshot)
         self.collapse_after = collapse_after
-        self.graph = graphviz.Digraph("lab", engine="dot")
-        self.graph.attr(rankdir="LR", fontname=FONT, fontsize="11", newrank="true", nodesep="0.25",
+        self.graph = FittedDigraph("lab", engine="dot")
+        self.graph.attr(rankdir="TB", fontname=FONT, fontsize="11", newrank="true", nodesep="0.25",
                         ranksep="0.6", compound="true")
         self.graph.attr("node", fontname=FONT, fontsize="10", shape="box", style="rounded,filled")
         self.graph.attr("edge", fontname=FONT, fontsize="9", dir="none")
@@ -131,6 +176,9 @@ class Drawing:
                 self._namespace(ns)
         for name in self.changes.gone_namespaces:
             self._ghost_namespace(name)
+        for one, other in zip(self.changes.gone_namespaces, self.changes.gone_namespaces[1:]):
+            # Stacked, not side by side: many deleted namespaces must not widen the drawing.
+            self.graph.edge(self.node_id(one, "#gone"), self.node_id(other, "#gone"), style="invis")
         self._cables()
         self._tunnels()
         if self.world and not self.expand_world:
@@ -153,22 +201,23 @@ class Drawing:
             for child in self._children.get(ns.name, []):
                 if child in self.snapshot.namespaces:
                     self._namespace(self.snapshot.namespaces[child], box)
-            for link in ns.links:
-                if not self._is_collapsed_port(link):
-                    self._interface(box, link)
+            for link in self._shown_links(ns):
+                self._interface(box, link)
             if ns.role == "host":
                 for summary, (ports, _bridge) in self._port_groups.items():
                     box.node(f"{summary}_ports", f"<<b>{len(ports)} more ports</b><br/>{html.escape(ports[0])} … "
                                                  f"{html.escape(ports[-1])}>", shape="folder",
                              fillcolor="#e8f5e9", color="#2e7d32")
-            for link in self.changes.gone_links:
-                if link.ns == ns.name:
-                    box.node(self.node_id(link.ns, link.name), _link_label(link, self.changes, ghost=True),
-                             style="rounded,dashed", color=GONE, fontcolor=GONE, fillcolor="white")
+            ghosts = [link for link in self.changes.gone_links if link.ns == ns.name]
+            for link in ghosts:
+                box.node(self.node_id(link.ns, link.name), _link_label(link, self.changes, ghost=True),
+                         style="rounded,dashed", color=GONE, fontcolor=GONE, fillcolor="white")
+            for one, other in zip(ghosts, ghosts[1:]):   # stacked, so that many do not widen it
+                box.edge(self.node_id(ns.name, one.name), self.node_id(ns.name, other.name), style="invis")
             for kind, texts, color in (("#notes", self.overlay.notes.get(ns.name), NEW),
                                        ("#drops", self.overlay.drops.get(ns.name), GONE)):
                 if texts:
-                    box.node(self.node_id(ns.name, kind), "<" + "<br/>".join(html.escape(t) for t in texts) + ">",
+                    box.node(self.node_id(ns.name, kind), "<" + "<br/>".join(_wrap(t) for t in texts) + ">",
                              shape="note", style="filled", fillcolor="white", color=color, fontcolor=color,
                              fontsize="9")
             if self.routes and ns.routes:
@@ -180,6 +229,35 @@ class Drawing:
                          f"<<table border='0' cellspacing='0' cellpadding='1'><tr><td colspan='3' align='left'>"
                          f"<b>routes</b></td></tr>{rows}</table>>", shape="note", style="filled",
                          fillcolor="white", fontsize="9")
+            self._stack(box, ns)
+
+    def _stack(self, box, ns: Namespace) -> None:
+        """Keep boxes narrow, so the drawing grows downward: a container's loopback sits
+        above its other interfaces; the host's loopback and notes sit beside its uplink,
+        below the bridges; an outside host hangs below the lab host's uplink."""
+        names = [link.name for link in self._shown_links(ns)]
+        loose = [self.node_id(ns.name, kind) for kind in ("#notes", "#drops", "#routes")
+                 if (kind == "#routes" and self.routes and ns.routes)
+                 or (kind == "#notes" and self.overlay.notes.get(ns.name))
+                 or (kind == "#drops" and self.overlay.drops.get(ns.name))]
+        lo = self.node_id(ns.name, "lo") if "lo" in names else None
+        if ns.role == "host" and UPLINK in names:
+            with box.subgraph() as row:
+                row.attr(rank="same")
+                for node in [self.node_id(ns.name, UPLINK), *([lo] if lo else []), *loose]:
+                    row.node(node)
+        elif ns.role == "container" and lo and len(names) > 1:
+            for name in names:
+                if name != "lo":
+                    box.edge(lo, self.node_id(ns.name, name), style="invis")
+        elif ns.role == "outside" and self.snapshot.link(HOST, UPLINK) is not None:
+            for node in [self.node_id(ns.name, name) for name in names] + loose:
+                self.graph.edge(self.node_id(HOST, UPLINK), node, style="invis")
+
+    def _shown_links(self, ns: Namespace) -> list[Link]:
+        """An outside host's loopback says nothing about the lab: it is left out."""
+        return [link for link in ns.links if not self._is_collapsed_port(link)
+                and not (ns.role == "outside" and link.kind == "loopback")]
 
     def _interface(self, box, link: Link) -> None:
         fill, border, line = STATE_STYLE[link.state]
@@ -193,7 +271,8 @@ class Drawing:
             attributes.update(color="#6a1b9a", penwidth="3")
         if link.key in self.overlay.died_at:
             attributes.update(color=GONE, penwidth="4", xlabel="✗")
-        box.node(self.node_id(*link.key), _link_label(link, self.changes), **attributes)
+        box.node(self.node_id(*link.key), _link_label(link, self.changes), tooltip=_link_tooltip(link),
+                 **attributes)
 
     def _ghost_namespace(self, name: str) -> None:
         with self.graph.subgraph(name=f"cluster {name}") as box:
@@ -263,9 +342,8 @@ class Drawing:
             if a is None or b is None:
                 continue
             fresh = one.key in self.changes.new_links or other.key in self.changes.new_links
-            if (one.ns == HOST and other.ns != HOST and not is_world(other.ns)) or is_world(one.ns) \
-                    or self._parent.get(other.ns) == one.ns:
-                a, b = b, a     # left to right: container, host, outside (dot ranks by direction)
+            if _level(one.ns) > _level(other.ns) or self._parent.get(other.ns) == one.ns:
+                a, b = b, a     # top to bottom: containers, host, internet, its hosts (dot ranks by direction)
             steps = self.overlay.cable_steps.get(frozenset({one.key, other.key}))
             if steps:
                 self.graph.edge(a, b, label="veth  " + _steps(steps), penwidth="3.5", color="#6a1b9a",
@@ -289,11 +367,13 @@ class Drawing:
                                     color="#6a1b9a", fontcolor="#6a1b9a")
                 else:
                     self.graph.edge(port, bridge, label="port", style="bold", color=NEW if fresh else "#5c6bc0")
-        # Routed traffic leaves a bridge through the uplink: keep the uplink right of bridges.
+        # Routed traffic leaves through the uplink: keep the uplink below bridges and cables
+        # (in the lab host, and in each namespace acting as a host).
         for name in [HOST, *self._children]:
             if self.snapshot.link(name, UPLINK) is not None and name in self.snapshot.namespaces:
-                for bridge in (link for link in self.snapshot.namespaces[name].links if link.kind == "bridge"):
-                    self.graph.edge(self.node_id(name, bridge.name), self.node_id(name, UPLINK), style="invis")
+                for link in self._shown_links(self.snapshot.namespaces[name]):
+                    if link.name not in (UPLINK, "lo") and not link.master:
+                        self.graph.edge(self.node_id(name, link.name), self.node_id(name, UPLINK), style="invis")
 
     def _tunnels(self) -> None:
         """A VXLAN device sends to the hosts its FDB names (`bridge fdb append ... dst HOST`):
@@ -328,6 +408,7 @@ class Drawing:
                                 label=label + ("  " + _steps(steps) if steps else ""), style="dashed",
                                 penwidth="3.5" if steps else "2.5", color=color, fontcolor=color,
                                 constraint="false")
+
     def _is_collapsed_port(self, link: Link) -> bool:
         return link.peer is not None and link.peer[0] in self._collapsed
 
@@ -341,9 +422,18 @@ class Drawing:
             self.graph.edge(self.node_id(HOST, UPLINK), CLOUD, label="uplink", penwidth="2.5", color="#0277bd")
 
 
-def _steps(numbers: list[int]) -> str:
-    shown = ", ".join(f"#{n}" for n in numbers[:8])
-    return shown + (f" +{len(numbers) - 8}" if len(numbers) > 8 else "")
+def _wrap(text: str, width: int = 44) -> str:
+    """A long note as short lines, so that it does not widen the drawing."""
+    return "<br/>".join(html.escape(line) for line in textwrap.wrap(text, width, break_on_hyphens=False))
+
+
+def _level(ns: str) -> int:
+    return 0 if not is_world(ns) and ns != HOST else 1 if ns == HOST else 2 if world_host(ns) == "internet" else 3
+
+
+def _steps(steps: list[str]) -> str:
+    shown = ", ".join(f"#{step}" for step in steps[:4])
+    return shown + (f" +{len(steps) - 4}" if len(steps) > 4 else "")
 
 
 def draw(snapshot: Snapshot, previous: Snapshot | None = None, *, routes: bool = False,

@@ -73,6 +73,10 @@ class TraceResult:
                              + (["outer src", "outer dst", "vni"] if tunnelled else []))
         for column in ("sport", "dport", "ttl", "hop") + (("vni",) if tunnelled else ()):
             frame[column] = frame[column].astype("Int64")
+        # What a hop does not have (ports of a ping, anything of a drop) shows blank, not NaN.
+        for column in frame.columns:
+            if frame[column].isna().any():
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
         return frame
 
     def flows(self) -> pd.DataFrame:

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import html
 
-import graphviz
-
-from ..model.names import HOST, is_world
 from ..model.packets import Hop, Packet
-from ..model.state import Snapshot
+from ..model.state import HOST, Snapshot
 from .drawing import Overlay, draw
 
 
@@ -20,21 +17,24 @@ class SequenceView:
 
 def _crossings(snapshot: Snapshot, packet: Packet):
     """Each step a packet took between two sightings: over a veth cable, through a bridge,
-    or through a tunnel (from the VXLAN device that wrapped it to the one that unwrapped it)."""
-    for index, (before, after) in enumerate(zip(packet.hops, packet.hops[1:])):
+    or through a tunnel (from the VXLAN device that wrapped it to the one that unwrapped
+    it), with the number (as in TraceResult.table()) of the hop it arrived at."""
+    for number, (before, after) in enumerate(zip(packet.hops, packet.hops[1:]), 2):
         one, other = snapshot.link(before.ns, before.interface), snapshot.link(after.ns, after.interface)
         if one is None or other is None:
             continue
         if one.vxlan is not None and before.direction == "out":
-            end = next((hop for hop in packet.hops[index + 1:] if hop.ns != before.ns and hop.direction == "in"
+            index = number - 1   # `after` is packet.hops[index]
+            end = next(((position, hop) for position, hop in enumerate(packet.hops[index:], index + 1)
+                        if hop.ns != before.ns and hop.direction == "in"
                         and (link := snapshot.link(hop.ns, hop.interface)) is not None and link.vxlan is not None),
                        None)
             if end is not None:
-                yield "tunnel", before, end
+                yield "tunnel", before, end[1], end[0]
         if before.direction == "out" and after.direction == "in" and one.peer == other.key:
-            yield "cable", before, after
+            yield "cable", before, after, number
         elif before.ns == after.ns and _through_bridge(one, other):
-            yield "bridge", before, after
+            yield "bridge", before, after, number
 
 
 def _through_bridge(one, other) -> bool:
@@ -44,10 +44,10 @@ def _through_bridge(one, other) -> bool:
 
 
 def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
-    overlay, step = Overlay(), 0
+    overlay = Overlay()
     for packet in sorted(packets, key=lambda p: p.first.time):
-        for kind, before, after in _crossings(snapshot, packet):
-            step += 1
+        for kind, before, after, hop in _crossings(snapshot, packet):
+            step = f"{packet.number}.{hop}"
             overlay.visited |= {(before.ns, before.interface), (after.ns, after.interface)}
             if kind == "tunnel":
                 overlay.tunnel_steps.setdefault(frozenset({(before.ns, before.interface),
@@ -69,15 +69,18 @@ def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
     return overlay
 
 
-def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True) -> graphviz.Digraph:
+def draw_path(snapshot: Snapshot, packets: list[Packet], *, world: bool = True):
     """The topology with the packets' path on it."""
     visited = {hop.ns for packet in packets for hop in packet.hops}
-    outside = world and any(is_world(ns) for ns in visited)
+    outside = world and any(ns.startswith("world:") for ns in visited)
     if outside:   # draw the outside hosts the path went through, not all of them
         shown = {name: ns for name, ns in snapshot.namespaces.items()
-                 if not is_world(name) or name in visited}
+                 if not name.startswith("world:") or name in visited}
         snapshot = Snapshot(shown, snapshot.taken, snapshot.seconds)
-    return draw(snapshot, None, world=world, overlay=overlay_for(snapshot, packets), expand_world=outside)
+    drawing = draw(snapshot, None, world=world, overlay=overlay_for(snapshot, packets), expand_world=outside)
+    drawing.attr(label="#P.H on a cable: packet P arrived there as hop H (the table's packet and hop)",
+                 labelloc="b", labeljust="l", fontsize="9", fontcolor="#6a1b9a")
+    return drawing
 
 
 def sequence(packets: list[Packet]) -> SequenceView:
