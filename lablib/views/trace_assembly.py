@@ -386,7 +386,10 @@ class Assembly:
         link = self.snapshot.link(last.ns, last.interface)
         if link is None or not link.master:
             return None
-        size = len(last.frame) - 14     # what an MTU counts: the IP packet, not the Ethernet header
+        # What an MTU counts: the IP packet, not the Ethernet header. A trace keeps only a
+        # frame's first bytes, so the size is the IPv4 header's total length where it has one.
+        ipv4 = last.frame[12:14] == b"\x08\x00" and len(last.frame) >= 18
+        size = int.from_bytes(last.frame[16:18], "big") if ipv4 else len(last.frame) - 14
         smaller = [port for port in self.snapshot.ports(last.ns, link.master)
                    if port.name != link.name and port.mtu and port.mtu < size]
         if not smaller:

@@ -106,14 +106,15 @@ def test_the_table_adds_a_dropped_row_and_the_drawing_a_cross(tmp_path):
     overlay = overlay_for(result.snapshot, result.packets)
     assert overlay.died_at == {(HOST, "veth-c1")}
     assert overlay.drops == {HOST: ["✗ packet 1 (ICMP echo request id 53 seq 1) FORWARD policy DROP"]}
-    assert overlay.cable_steps == {frozenset({("c1", "eth0"), (HOST, "veth-c1")}): [1]}
+    # Steps are named packet.hop, as the trace table counts hops.
+    assert overlay.cable_steps == {frozenset({("c1", "eth0"), (HOST, "veth-c1")}): ["1.2"]}
 
 
 def test_the_path_drawing_numbers_hops_along_cables_and_through_bridge_ports():
     result = TraceResult(load_trace("masquerade-ping"), "icmp")
     overlay = overlay_for(result.snapshot, result.packets)
-    assert overlay.cable_steps[frozenset({("c1", "eth0"), (HOST, "veth-c1")})] == [1, 10]
-    assert overlay.port_steps[(HOST, "veth-c1")] == [2, 9]
+    assert overlay.cable_steps[frozenset({("c1", "eth0"), (HOST, "veth-c1")})] == ["1.2", "2.8"]
+    assert overlay.port_steps[(HOST, "veth-c1")] == ["1.3", "2.7"]
     assert overlay.notes[HOST][0] == "packet 1: MASQUERADE at POSTROUTING: source 10.0.0.2 → 203.0.113.10"
     assert "MASQUERADE" in result.graph().source
 
