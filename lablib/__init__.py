@@ -8,6 +8,7 @@ from .model.errors import (
     AgentDied,
     CommandFailed,
     CommandTimeout,
+    DockerUnavailable,
     LabError,
     NamespaceNotFound,
     SandboxUnavailable,
@@ -15,7 +16,7 @@ from .model.errors import (
     WaitingForInput,
 )
 
-__all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
+__all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "DockerUnavailable", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 

@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser("doctor", help="check this machine can run lab hosts, and say what to fix")
     doctor.add_argument("--quiet", action="store_true", help="print only problems")
+    doctor.add_argument("--docker", action="store_true", help="also start Docker in a lab host (lab.docker())")
     commands.add_parser("shell", help="open bash in a fresh lab host (it is gone when you exit)")
     edition = commands.add_parser("student-edition", help="write the notebooks without solutions or outputs")
     edition.add_argument("source", nargs="?", default="labs", help="folder of notebooks (default: labs)")
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from .cli.doctor import run
-        return run(quiet=args.quiet)
+        return run(quiet=args.quiet, docker=args.docker)
     if args.command == "shell":
         from .cli.shell import run
         return run()

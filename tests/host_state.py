@@ -1,8 +1,9 @@
 """The real machine's network state, to prove a lab leaves it exactly as it found it.
 
 `capture()` reads what a lab could conceivably leave behind — network namespaces,
-links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns and
-this test run's lab processes — normalised so that only real changes differ (counters and lifetimes are
+links, addresses, routes, iptables and nft rules, /etc/resolv.conf, /run/netns, the
+machine's mounts and cgroups (Docker in a lab host must leave neither), and this test
+run's lab processes — normalised so that only real changes differ (counters and lifetimes are
 dropped). Firewall state needs root to read; an ordinary user compares the rest.
 
     python tests/host_state.py save FILE      # before
@@ -63,6 +64,30 @@ def processes() -> list[str]:
                   if marked or userns in sandboxes)
 
 
+def mounts() -> list[str]:
+    """The machine's mount table (as this process sees it): mount point, type, source."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        tail = fields[fields.index("-") + 1:]
+        found.append(f"{fields[4]} {tail[0]} {tail[1]}")
+    return sorted(found)
+
+
+# What container engines name their cgroups (runc under dockerd, containerd, podman) and
+# lablib's own: other programs on a machine make and remove cgroups of their own all the time.
+ENGINE_CGROUP = re.compile(r"docker|moby|containerd|libpod|podman|lab")
+
+
+def cgroups() -> list[str]:
+    """The machine's cgroup directories (every hierarchy) that a container engine or a lab made."""
+    base = Path("/sys/fs/cgroup")
+    if not base.exists():
+        return []
+    return sorted(name for name in (os.path.relpath(path, base) for path, _, _ in os.walk(base))
+                  if ENGINE_CGROUP.search(name))
+
+
 def capture() -> dict[str, object]:
     try:
         run_netns = sorted(os.listdir("/run/netns"))
@@ -76,6 +101,8 @@ def capture() -> dict[str, object]:
         "routes": _without(r" expires \S+", _run("ip", "route", "show", "table", "all")),
         "/etc/resolv.conf": Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else "",
         "processes": processes(),
+        "mounts": mounts(),
+        "cgroups": cgroups(),
     }
     if os.geteuid() == 0:
         state["iptables-save"] = _without(r"(?m)^#.*\n|\[\d+:\d+\]", _run("iptables-save"))
@@ -83,11 +110,19 @@ def capture() -> dict[str, object]:
     return state
 
 
+# A lab may only fail to remove what it added; the machine's own mounts and cgroups may go.
+ADDED_ONLY = {"mounts", "cgroups"}
+
+
 def differences(before: dict, after: dict) -> list[str]:
     found = []
     for key in before:
         if before[key] != after.get(key):
-            if isinstance(before[key], list):
+            if key in ADDED_ONLY:
+                new = sorted(set(after.get(key, [])) - set(before[key]))
+                if new:
+                    found.append(f"{key}: new {new}")
+            elif isinstance(before[key], list):
                 gone = sorted(set(before[key]) - set(after.get(key, [])))
                 new = sorted(set(after.get(key, [])) - set(before[key]))
                 found.append(f"{key}: new {new}, gone {gone}")
@@ -105,7 +140,7 @@ def main() -> int:
     for difference in found:
         print("residue on the machine:", difference)
     if not found:
-        print("the machine's network, firewall, resolv.conf and processes are as they were")
+        print("the machine's network, firewall, resolv.conf, mounts, cgroups and processes are as they were")
     return 1 if found else 0
 
 

@@ -64,11 +64,40 @@ def check_lab_host() -> list[Finding]:
     return findings
 
 
-def run(quiet: bool = False) -> int:
+def check_docker(lab_host_ok: bool) -> Finding:
+    """Whether Docker labs (lab.docker()) can run: the programs, then a real dockerd."""
+    from ..machine import docker
+
+    ready, what = docker.readiness()
+    if not ready or not lab_host_ok:
+        return Finding(False, "Docker labs cannot run here yet" if ready else what,
+                       docker.FETCH_HINT if not ready else "fix the lab host first", required=False)
+    from ..model.errors import LabError
+    from ..notebook.lab import Lab
+
+    try:
+        with Lab(quiet=True) as lab:
+            started = time.monotonic()
+            info = lab.docker(fetch=False)
+            seconds = time.monotonic() - started
+    except LabError as error:
+        return Finding(False, "dockerd does not start in a lab host here", str(error), required=False)
+    return Finding(True, f"{what}; Docker {info.version} starts in a lab host in {seconds:.1f} s "
+                   "(networking as on a real host; no cgroup resource limits)", required=False)
+
+
+def run(quiet: bool = False, docker: bool = False) -> int:
     """Print the doctor's report; return 0 when the labs can run here."""
     findings = [check_tools(), *user_namespace_blockers(), check_ids()]
     if findings[0].ok and not any(not f.ok for f in findings[1:]):
         findings += check_lab_host()
+    if docker:
+        findings.append(check_docker(not any(not f.ok and f.required for f in findings)))
+    else:
+        from ..machine import docker as docker_programs
+        ready, what = docker_programs.readiness()
+        findings.append(Finding(ready, what if ready else "Docker labs: Docker's programs are not here",
+                                "" if ready else docker_programs.FETCH_HINT, required=False))
     problems = [f for f in findings if not f.ok and f.required]
     for finding in findings:
         if quiet and finding.ok:

@@ -49,13 +49,16 @@ class Agent:
             "cancel": lambda request, emit: self.runner.cancel(request["target"]),
             "spawn": self.op_spawn,
             "process": self.op_process,
-            "namespaces": lambda request, emit: self._namespaces(),
+            "namespaces": self.op_namespaces,
             "leftover": lambda request, emit: bytes(self.runner.leftover),
             "snapshot": self.op_snapshot,
             "trace_start": self.op_trace_start,
             "trace_stop": self.op_trace_stop,
+            "docker_start": self.op_docker_start,
+            "docker_attach": lambda request, emit: self.docker.attach() if self.docker else [],
         }
         self.traces: dict[int, object] = {}
+        self.docker = None      # inside/docker.py's Docker, once the notebook asks for it
 
     def send(self, message: dict) -> None:
         with self._send_lock:
@@ -93,12 +96,15 @@ class Agent:
 
     # -- operations -------------------------------------------------------------------
     def op_run(self, request: dict, emit: Callable) -> dict:
-        return self.runner.run(request["id"], request["command"], request.get("ns"),
-                               request.get("timeout", 30.0),
-                               emit if request.get("stream") else None)
+        result = self.runner.run(request["id"], request["command"], request.get("ns"),
+                                 request.get("timeout", 30.0),
+                                 emit if request.get("stream") else None)
+        self._follow_docker()
+        return result
 
     def op_spawn(self, request: dict, emit: Callable) -> dict:
         background = self.runner.spawn(request["command"], request.get("ns"), request.get("name"))
+        self._follow_docker()
         if request.get("ready_port") is not None or request.get("ready_text") is not None:
             return self.runner.wait_ready(background.process.pid, request.get("ready_port"),
                                           request.get("ready_text"), request.get("timeout", 10.0))
@@ -113,6 +119,7 @@ class Agent:
 
     def op_snapshot(self, request: dict, emit: Callable):
         from . import kernel_state as snapshot
+        self._follow_docker()   # a container may have ended on its own since the last command
         return snapshot.read(frozenset(request.get("kinds") or snapshot.KINDS),
                              request.get("namespaces"), request.get("world", False))
 
@@ -130,6 +137,21 @@ class Agent:
         # Interfaces and addresses as they are now, to place each hop in the drawing.
         raw["snapshot"] = snapshot.read(frozenset({"links", "routes", "sysctls"}), world=True)
         return raw
+
+    def op_docker_start(self, request: dict, emit: Callable) -> dict:
+        from .docker import Docker
+        if self.docker is None:
+            self.docker = Docker(self.runner, request["programs"])
+        return self.docker.start()
+
+    def _follow_docker(self) -> None:
+        """Any command may have started or removed a container: show its namespace by name."""
+        if self.docker is not None:
+            self.docker.attach()
+
+    def op_namespaces(self, request: dict, emit: Callable) -> list[str]:
+        self._follow_docker()
+        return self._namespaces()
 
     def _namespaces(self) -> list[str]:
         from .runner import netns_names

@@ -47,3 +47,8 @@ class WaitingForInput(LabError):
 
 class ToolMissing(LabError):
     """A command is not installed on this machine."""
+
+
+class DockerUnavailable(LabError):
+    """Docker cannot run in this lab host (its programs missing, dockerd failing); the
+    message says why and what to do."""

@@ -102,6 +102,20 @@ class Lab:
         return build(self, containers, bridge=bridge, subnet=subnet, forward=forward, nat=nat,
                      dns=dns, servers=servers, publish=publish, show=show)
 
+    def docker(self, *, fetch: bool = True):
+        """Start real Docker (dockerd, containerd, runc) in this lab host; return when
+        `docker` answers. Then `docker run -d -p 8080:80 --name web busybox httpd -f -p 80
+        -h /var/www` and the rest run as typed, and each container's network namespace
+        appears under its name (in drawings, tables, traces and checks).
+
+        Docker's data lives in the lab host and goes with it. Missing programs are fetched
+        once from Debian (`fetch=False`: raise DockerUnavailable instead).
+        """
+        from .docker import start
+        info = start(self, fetch=fetch)
+        self._changed()
+        return info
+
     def snapshot(self, kinds: set[str] | None = None, namespaces: list[str] | None = None,
                  world: bool = False) -> Snapshot:
         """Read the lab host's kernel state (every namespace, or those named) in one pass.
@@ -152,6 +166,38 @@ class Lab:
         # A fixed uuid: the same lab gives the same HTML (pandas picks a random one otherwise).
         return comparison(snapshot).style.set_uuid("compare").set_properties(
             **{"white-space": "pre-wrap", "text-align": "left"})
+
+    def slirp4netns(self, ns: str):
+        """Give namespace `ns` (made if missing) a network the way rootless podman does.
+
+        slirp4netns, a process of the host, plays a whole network in user space behind a
+        `tap0` in `ns`: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3. The host gets no
+        veth, no bridge and no iptables rule; the namespace's connections leave from the
+        host's own sockets. Returns the slirp4netns process (stop it to cut the network).
+        """
+        from .docker import slirp4netns
+        process = slirp4netns(self, ns)
+        self._changed()
+        return process
+
+    def compare_rules(self, other: "Lab", labels: tuple[str, str] = ("yours", "Docker's")):
+        """This lab host's firewall next to `other`'s, chain by chain: which rules (and
+        policies, and processes listening on TCP ports) are the same, which differ, and
+        which only one of them has. Made for comparing your rules with real Docker's."""
+        from ..model.state import HOST
+        from ..views.rulesets import side_by_side
+        mine, theirs = (lab.snapshot(kinds={"rules", "sockets"}, namespaces=[HOST]).namespaces[HOST]
+                        for lab in (self, other))
+        frame = side_by_side(mine, theirs, labels)
+        colours = {"same": "color: #2a7a2a", "differs": "color: #b36b00"}
+        return (frame.style.set_uuid("compare-rules").hide(axis="index")
+                .map(lambda verdict: colours.get(verdict, "color: #b00020; font-weight: bold"), subset=[""])
+                .set_properties(**{"white-space": "pre-wrap", "text-align": "left", "font-family": "monospace"}))
+
+    def use(self) -> None:
+        """Make `%%lab` and `%lab` run in this lab host (they follow the newest Lab otherwise)."""
+        from . import magics
+        magics.adopt(self)
 
     def live(self, *, routes: bool = False, world: bool = True, dock: bool = True):
         """Show one drawing that redraws itself after every command (docked in JupyterLab)."""

@@ -1,6 +1,7 @@
 """What running something in a lab host gives back to the notebook."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..machine.tools import command_not_found_hint
@@ -37,6 +38,8 @@ class CommandResult:
             notes.append(f"output cut off: {raw['dropped']} more bytes not kept; "
                          "filter it (| head, | grep) or redirect it to a file")
         hint = command_not_found_hint(stderr) if raw["exit_code"] == 127 else None
+        if _docker_not_started(stderr, raw["exit_code"]):
+            hint = "Docker does not run in this lab host yet: start it with lab.docker()"
         if hint:
             notes.append(hint)
         return cls(command, ns, stdout, stderr, raw["exit_code"], raw["duration"], notes, raw["stdout"])
@@ -66,6 +69,11 @@ class CommandResult:
             printer.text(f"({note})\n")
         if self.exit_code:
             printer.text(f"(exit code {self.exit_code})")
+
+
+def _docker_not_started(stderr: str, exit_code: int) -> bool:
+    return ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock" in stderr
+            or (exit_code == 127 and re.search(r"(^|\n)(bash: )?(line \d+: )?docker: command not found", stderr) is not None))
 
 
 class BackgroundProcess:
