@@ -169,6 +169,7 @@ class Lab:
         """This lab host's drawing next to `other`'s, side by side (made for comparing what
         you built with what real Docker built in a second lab host)."""
         from IPython.display import HTML
+
         from ..views.drawing import draw
         panels = []
         for lab, label in zip((self, other), labels):
