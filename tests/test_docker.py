@@ -7,6 +7,7 @@ this file as each). Docker's programs come from the machine or from `./labkit se
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -208,3 +209,25 @@ def test_docker_before_lab_docker_says_to_start_it(lab):
     result = lab.sh("docker ps", check=False)
     assert not result.ok
     assert "start it with lab.docker()" in result.failure_message()
+
+
+def test_a_container_joined_with_network_container_shows_as_its_owner(docker_lab):
+    """--network container:X: one namespace, shown under the name of the container that made it,
+    with both containers' servers listening in it."""
+    docker_lab.sh("docker run -d --name owner busybox httpd -f -p 80 -h /var/www")
+    docker_lab.sh("docker run -d --name joiner --network container:owner busybox httpd -f -p 8081 -h /var/www")
+    try:
+        names = docker_lab.namespaces()
+        assert "owner" in names and "joiner" not in names
+        listening = docker_lab.sh("ss -Hltn", ns="owner").stdout
+        assert ":80 " in listening and ":8081 " in listening
+    finally:
+        docker_lab.sh("docker rm -f joiner owner")
+
+
+def test_compare_topology_draws_both_lab_hosts_side_by_side(docker_lab, lab):
+    lab.build(["web"], subnet="172.17.0.0/16", bridge="docker0")
+    html = lab.compare_topology(docker_lab, labels=("mine", "Docker's")).data
+    assert html.count("<svg") == 2 and "<b>mine</b>" in html and "<b>Docker&#x27;s</b>" in html
+    assert re.search(r"veth(-|&#45;)web", html.split("<b>Docker")[0])   # mine on the left (graphviz writes - as &#45;)
+    assert re.search(r"veth[0-9a-f]{7}", html.split("<b>Docker")[1])   # Docker's veth on the right

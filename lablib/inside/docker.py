@@ -232,7 +232,11 @@ class Docker:
             host_netns = os.stat("/proc/self/ns/net").st_ino
             wanted: dict[str, str] = {}
             seen_netns: set[int] = set()
-            for container in containers:
+            # Oldest first, and never one that joined another's namespace (--network
+            # container:X): the namespace is shown under the name of the container that made it.
+            for container in sorted(containers, key=lambda c: c.get("Created", 0)):
+                if container.get("HostConfig", {}).get("NetworkMode", "").startswith("container:"):
+                    continue
                 name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"][:12]
                 pid = self._pid(container["Id"])
                 try:

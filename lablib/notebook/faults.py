@@ -406,8 +406,33 @@ class VxlanVni(_Overlay):
         return [self.device_as_built(self.remotes).judge(self.lab, snapshot), self.tunnel().judge(self.lab, snapshot)]
 
 
+class WrongNetwork(Fault):
+    """The container's cable plugged into another Docker network's bridge: what a wrong
+    `--network` (or `docker network connect` to the wrong network) leaves."""
+    kind, symptom_needs = "wrong_network", "a probe through the gateway, with a second bridge in the lab host"
+
+    def plant(self):
+        if not self.c.bridge or not self.c.host_port:
+            raise LabError(f"{self.c.ns}'s cable is not on a bridge: there is no network to plug it out of")
+        bridges = [line.split(":")[1].strip().split("@")[0] for line in
+                   self.sh("ip -o link show type bridge").splitlines() if line.strip()]
+        others = sorted(b for b in bridges if b != self.c.bridge)
+        if not others:
+            raise LabError("wrong_network needs a second bridge (another network) in the lab host")
+        self.saved["other"] = others[0]
+        self.sh(f"ip link set {self.c.host_port} master {others[0]}")
+
+    def repair(self) -> list[str]:
+        return [f"ip link set {self.c.host_port} master {self.c.bridge}"]
+
+    def fixed(self, snapshot):
+        from .checks import bridge_port
+        return [bridge_port(self.c.bridge, self.c.host_port).judge(self.lab, snapshot)]
+
+
 KINDS = {cls.kind: cls for cls in (LoDown, DefaultRoute, IpForward, Masquerade, ForwardDrop, ResolvConf,
-                                   StaleArp, Hairpin, RateLimit, PacketLoss, VxlanMtu, VxlanFdb, VxlanVni)}
+                                   StaleArp, Hairpin, RateLimit, PacketLoss, VxlanMtu, VxlanFdb, VxlanVni,
+                                   WrongNetwork)}
 
 
 def choose(exercise: str, among: list[str], seed: str | None = None) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import html
+import re
 from typing import TYPE_CHECKING, Callable
 
 from ..machine.limits import Limits
@@ -268,6 +270,23 @@ class Lab:
         self._last_drawn = current
         return drawing
 
+    def compare_topology(self, other: "Lab", labels: tuple[str, str] = ("yours", "Docker's"), *,
+                         world: bool = False):
+        """This lab host's drawing next to `other`'s, side by side (made for comparing what
+        you built with what real Docker built in a second lab host)."""
+        from IPython.display import HTML
+
+        from ..views.drawing import draw
+        panels = []
+        for lab, label in zip((self, other), labels):
+            svg = draw(lab.snapshot(kinds={"links"}), None, world=world).pipe(format="svg").decode()
+            svg = svg[svg.index("<svg"):]
+            # Scaled to its half of the width (the viewBox keeps the proportions).
+            svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg width="100%"', svg, count=1)
+            panels.append(f'<figure style="flex:1;margin:0 1em 0 0"><figcaption><b>{html.escape(label)}</b>'
+                          f'</figcaption>{svg}</figure>')
+        return HTML('<div style="display:flex;align-items:flex-start">' + "".join(panels) + "</div>")
+
     def table(self, kind: str, ns: str | list[str] | None = None) -> pd.DataFrame:
         """One kind of kernel state as a pandas DataFrame, from every namespace or `ns`.
 
@@ -409,7 +428,7 @@ class Lab:
     def plant_fault(self, exercise: str, *, among: list[str], probe, seed: str | None = None):
         """Break the working network in one way, chosen for this learner from `among`
         (lo_down, default_route, ip_forward, masquerade, forward_drop, resolv_conf, arp,
-        hairpin; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
+        hairpin, wrong_network; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
         only the symptom; `fault.check()` judges the fix. See notebook/faults.py."""
         from .faults import PlantedFault
         return PlantedFault(self, exercise, list(among), probe, seed)
