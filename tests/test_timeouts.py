@@ -16,7 +16,9 @@ from conftest import ROOT
 from lablib import CommandTimeout
 
 MARK = "LABKIT_TEST_RUN"
-SLEEPING = "ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep; true"   # zombies are ending
+# How many `sleep`s still run — after giving killed ones a moment to finish dying (bounded).
+SLEEPING = ("for i in $(seq 100); do n=$(ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep); "
+            "[ $n = 0 ] && break; sleep 0.02; done; echo $n")
 
 
 def test_a_command_that_closes_its_output_still_stops_at_its_timeout(lab):
@@ -35,7 +37,8 @@ def test_a_command_ignoring_ctrl_c_with_its_output_closed_is_killed(lab):
 
 INTERRUPTED = textwrap.dedent("""
     import sys
-    SLEEPING = "ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep; true"
+    SLEEPING = ("for i in $(seq 100); do n=$(ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep); "
+                "[ $n = 0 ] && break; sleep 0.02; done; echo $n")
     from lablib import Lab
     lab = Lab(quiet=True)
     def started(stream, data):
