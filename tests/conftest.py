@@ -14,6 +14,8 @@ from lablib import Lab  # noqa: E402
 
 # Marks this run's lab processes, so the residue checks find exactly them (host_state.py).
 os.environ.setdefault("LABKIT_TEST_RUN", f"pytest-{os.getpid()}")
+# The seed the committed notebooks' fault hunts were run with (see tests/run_all.py).
+os.environ.setdefault("LABLIB_FAULT_SEED", "course-tests")
 
 
 @pytest.fixture

@@ -57,3 +57,19 @@ def test_output_streams_before_the_command_ends(lab):
     lab.sh("echo first; sleep 1; echo second", on_output=lambda stream, data: arrivals.append((time.monotonic() - started, data)))
     assert arrivals[0][1] == b"first\n" and arrivals[-1][1] == b"second\n"
     assert arrivals[0][0] < arrivals[-1][0] - 0.5   # the first line came a second before the last
+
+
+def test_a_cells_outputs_keep_the_order_the_command_printed_them_in():
+    """An error printed before some output shows before it, so a cell's last line of output
+    belongs to the command that printed it (curl's error, then ping's lines)."""
+    import nbformat
+    from nbclient import NotebookClient
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from lablib import Lab\nlab = Lab(quiet=True)"),
+        nbformat.v4.new_code_cell("%%lab\ncurl -sS 127.0.0.1:9\necho printed after curl failed\nexit 3"),
+        nbformat.v4.new_code_cell("lab.close()")])
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    outputs = [(o["name"], o["text"]) for o in notebook.cells[1].outputs]
+    text = "".join(t for _name, t in outputs)
+    assert text.index("Couldn't connect") < text.index("printed after curl failed") < text.index("(exit code 3)")
+    assert outputs[0][0] == "stderr" and "Couldn't connect" in outputs[0][1]

@@ -52,6 +52,32 @@ def test_masquerade_rewrites_the_source_at_postrouting_and_back_on_the_reply(lab
     assert "MASQUERADE" in t.graph().source
 
 
+def test_a_reply_is_un_natted_at_prerouting_on_the_interface_it_arrives_by(lab):
+    lab.build(["c1"], nat=True)
+    with lab.trace("icmp") as t:
+        lab.sh("ping -c1 198.51.100.10", ns="c1")
+    table = t.table()
+    reply = table[(table["packet"] == 2) & (table["ns"] == "host")]
+    credited = reply[reply["change"] != ""]
+    assert list(zip(credited["interface"], credited["direction"])) == [("eth0", "in")]
+    assert "reverse NAT by conntrack at PREROUTING on eth0 (a reply): destination 203.0.113.10 → 10.0.0.2" \
+        in credited["change"].iloc[0]
+    assert credited["dst"].iloc[0] == "203.0.113.10"   # the row still shows the packet as it arrived
+
+
+def test_a_dnat_is_credited_where_the_packet_arrives_and_its_undoing_where_the_reply_leaves(lab):
+    lab.build(["web"], servers={"web": 80}, publish={8080: ("web", 80)})
+    with lab.trace("tcp[tcpflags] & tcp-syn != 0") as t:
+        lab.sh("curl -s -o /dev/null 203.0.113.10:8080", ns="world:client")
+    table = t.table()
+    host = table[(table["ns"] == "host") & (table["change"] != "")]
+    syn, synack = host[host["packet"] == 1], host[host["packet"] == 2]
+    assert list(zip(syn["interface"], syn["direction"])) == [("eth0", "in")]
+    assert "DNAT at PREROUTING" in syn["change"].iloc[0]
+    assert list(zip(synack["interface"], synack["direction"])) == [("eth0", "out")]
+    assert "reverse NAT by conntrack at POSTROUTING on eth0 (a reply): source 10.0.0.2:80" in synack["change"].iloc[0]
+
+
 def test_a_published_port_shows_dnat_at_prerouting_and_the_reply_un_natted(lab):
     lab.build(["web"], servers={"web": 80}, publish={8080: ("web", 80)})
     with lab.trace("tcp") as t:

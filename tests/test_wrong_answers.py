@@ -36,6 +36,8 @@ LABS = ROOT / "labs"
 CORPUS = ROOT / "tests" / "wrong_answers"
 MINIMUM = 3
 EXERCISE_ID = re.compile(r"""lab\.check\(\s*["'](\S+)""")
+# A prediction or a fault hunt is named where it is made; its check cell only observes.
+SETUP_ID = re.compile(r"""lab\.(predict|plant_fault)\(\s*["'](\S+)""")
 
 
 def corpus() -> dict[str, dict]:
@@ -43,8 +45,10 @@ def corpus() -> dict[str, dict]:
 
 
 def exercises(notebook) -> dict[str, dict]:
-    """Each exercise's cells: {"04-1": {"solution": [indexes], "check": index}}."""
-    found, pending = {}, []
+    """Each exercise's cells: {"04-1": {"solution": [indexes], "check": index}}; a
+    prediction's also "prediction": the cell that makes it (re-run after each mistake, so
+    the next one is a fresh prediction)."""
+    found, pending, setup = {}, [], None
     for index, cell in enumerate(notebook.cells):
         tags = cell.metadata.get("tags", [])
         if "solution" in tags:
@@ -53,7 +57,13 @@ def exercises(notebook) -> dict[str, dict]:
             match = EXERCISE_ID.search(cell.source)
             if match:
                 found[match.group(1)] = {"solution": pending, "check": index}
-            pending = []
+            elif setup is not None:
+                found[setup[1]] = {"solution": pending, "check": index}
+                if setup[0] == "predict":
+                    found[setup[1]]["prediction"] = setup[2]
+            pending, setup = [], None
+        elif cell.cell_type == "code" and (made := SETUP_ID.search(cell.source)):
+            setup = (made.group(1), made.group(2), index)
     return found
 
 
@@ -138,7 +148,9 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
                     failures.append(f"{exercise} / {mistake['name']}: {why}")
                 report.append((exercise, mistake["name"], "xfail" if mistake.get("xfail") and why
                                else ("❌ as it should" if not why else "FAILED")))
-                if mistake.get("undo"):
+                if "prediction" in where:   # a prediction, once observed, is spent: make it again
+                    kernel.run(notebook.cells[where["prediction"]].source)
+                elif mistake.get("undo"):
                     kernel.run(f"lab.sh({mistake['undo']!r}, check=False)")
                 else:   # no undo: the state before the exercise, from scratch
                     kernel.close()

@@ -62,6 +62,10 @@ class Packet:
     fate: str = ""              # "delivered to c2", "dropped in host: ..."
     dropped_in: str | None = None
     changes: dict[str, str] = field(default_factory=dict)   # ns -> "SNAT 10.0.0.2 → 203.0.113.10 (MASQUERADE)"
+    # hop index -> the rewrites done at that hop's hook: a destination is rewritten where the
+    # packet arrives (PREROUTING), a source where it leaves (POSTROUTING), whether by a rule
+    # or by conntrack undoing a rule for a reply.
+    changes_at: dict[int, str] = field(default_factory=dict)
 
     @property
     def first(self) -> Hop:

@@ -100,7 +100,10 @@ def plan(containers: list[str], bridge: str, subnet: str, forward: bool | str, n
                         f"iptables -A FORWARD -i {bridge} ! -o {bridge} -j ACCEPT",
                         f"iptables -A FORWARD -i {bridge} -o {bridge} -j ACCEPT"]
     elif forward or nat or publish:
+        # Where notebook 04 ends: forwarding on, FORWARD's policy DROP (as Docker sets it when
+        # it switches ip_forward on), and accepts between the bridge and the uplink.
         steps.shell += ["sysctl -qw net.ipv4.ip_forward=1",
+                        "iptables -P FORWARD DROP",
                         f"iptables -A FORWARD -i {bridge} -o {UPLINK} -j ACCEPT",
                         f"iptables -A FORWARD -i {UPLINK} -o {bridge} -j ACCEPT",
                         f"iptables -A FORWARD -i {bridge} -o {bridge} -j ACCEPT"]

@@ -259,13 +259,15 @@ class PlantedFault:
             raise LabError("probe= must be an expect.reaches(...) that works before the fault is planted")
         self.lab, self.exercise, self.probe = lab, exercise, probe
         self.kind, self.seed = choose(exercise, list(among), seed)
-        before = lab.snapshot(kinds={"routes", "rules", "sysctls"})
+        # A probe from the outside world (world:client) needs the world's namespaces read too.
+        self._world = probe.src.startswith("world:")
+        before = lab.snapshot(kinds={"routes", "rules", "sysctls"}, world=self._world)
         if not probe.judge(lab, before).ok:
             raise LabError(f"{exercise}: the probe ({probe._claim()}) fails before any fault is planted; "
                            "plant a fault in a working network")
         self._fault = KINDS[self.kind](lab, Context(lab, probe, before))
         self._fault.plant()
-        self.baseline = lab.snapshot(kinds={"links", "routes", "rules", "sysctls"})
+        self.baseline = lab.snapshot(kinds={"links", "routes", "rules", "sysctls"}, world=self._world)
         self.symptom = self._symptom()
         if self.symptom is None:
             raise LabError(f"{exercise}: fault {self.kind} does not break the probe ({probe._claim()}); "
@@ -294,7 +296,7 @@ class PlantedFault:
     def check(self) -> CheckResult:
         """✅ when the probe works again, the planted fault is undone, and nothing was
         flattened to get there."""
-        snapshot = self.lab.snapshot(kinds={"links", "routes", "rules", "sysctls", "neighbours"})
+        snapshot = self.lab.snapshot(kinds={"links", "routes", "rules", "sysctls", "neighbours"}, world=self._world)
         probe = self.probe.judge(self.lab, snapshot)
         if not probe.ok:
             # The probe's own hint would name the fault: say only that the symptom remains.

@@ -91,9 +91,10 @@ class Lab:
 
         Each container is a namespace with `eth0` (its veth peer `veth-NAME` on `bridge`),
         the next free address of `subnet`, and a default route via the bridge, which
-        takes the first address. Options add, as Docker would: `forward` (ip_forward and
-        FORWARD accepts, policy left ACCEPT; `forward="docker"`: policy DROP, replies by
-        conntrack RELATED,ESTABLISHED, the bridge's traffic out and within), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
+        takes the first address. Options add, as Docker would: `forward` (ip_forward, FORWARD
+        policy DROP, and accepts bridge→uplink, uplink→bridge and bridge→bridge: where notebook
+        04 ends; `forward="docker"`: policy DROP, replies by conntrack RELATED,ESTABLISHED, the
+        bridge's traffic out and within), `nat` (MASQUERADE for the subnet), `dns` (a resolv.conf per
         container), `servers` ({"c1": 80}: an HTTP server), `publish` ({8080: ("c1", 80)}:
         DNAT from the host's port). `show=True` prints the commands. Returns a Network.
         """

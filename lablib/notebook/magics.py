@@ -102,14 +102,19 @@ def run_magic(line: str, cell: str | None) -> None:
     lab = current_lab()
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    binary = False
+    binary, last = False, None
 
     def show(stream: str, data: bytes) -> None:
-        nonlocal binary
+        nonlocal binary, last
         if binary or b"\x00" in data:
             binary = True
             return
         # No flush per chunk: the kernel sends what arrived every ~0.2 s, as one output.
+        # But when the command switches from stdout to stderr (or back), flush what came
+        # before, so that an error shows after the output printed before it and not ahead.
+        if last is not None and last != stream:
+            streams[last].flush()
+        last = stream
         streams[stream].write(decoders[stream].decode(data))
 
     try:

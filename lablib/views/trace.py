@@ -30,7 +30,8 @@ class TraceResult:
         start = min((p.first.time for p in self.packets), default=0)
         rows = []
         for packet in self.packets:
-            # Netfilter steps and rewrites go on the packet's last sighting in each namespace.
+            # Netfilter steps go on the packet's last sighting in each namespace; each rewrite on
+            # the hop whose hook made it (a destination where it arrived, a source where it left).
             last_in_ns = {hop.ns: index for index, hop in enumerate(packet.hops)}
             for number, hop in enumerate(packet.hops, 1):
                 closing = last_in_ns[hop.ns] == number - 1
@@ -42,7 +43,7 @@ class TraceResult:
                     "eth src": hop.eth_src, "eth dst": hop.eth_dst, "src": hop.src, "dst": hop.dst,
                     "sport": hop.sport, "dport": hop.dport, "ttl": hop.ttl,
                     "netfilter": "; ".join(str(s) for s in steps),
-                    "change": packet.changes.get(hop.ns, "") if closing else "",
+                    "change": packet.changes_at.get(number - 1, ""),
                 })
             if packet.dropped_in:
                 rows.append({"flow": packet.flow, "packet": packet.number, "hop": len(packet.hops) + 1,

@@ -272,7 +272,11 @@ class Assembly:
             arrived = next((h for h in hops if h.direction == "in"), None)
             left = next((h for h in reversed(hops) if h.direction == "out"), None)
             if arrived and left and arrived.time <= left.time and arrived.addresses != left.addresses:
-                packet.changes[ns] = self._describe_rewrite(packet, ns, arrived, left)
+                rewrites = self._describe_rewrite(packet, ns, arrived, left)
+                packet.changes[ns] = "; ".join(text for _hop, text in rewrites)
+                for hop, text in rewrites:
+                    index = next(i for i, h in enumerate(packet.hops) if h is hop)
+                    packet.changes_at[index] = "; ".join(filter(None, (packet.changes_at.get(index), text)))
         last = packet.hops[-1]
         if last.protocol == "arp":
             packet.fate = "broadcast on the link" if last.eth_dst == "ff:ff:ff:ff:ff:ff" else "delivered"
@@ -291,24 +295,31 @@ class Assembly:
         packet.dropped_in = last.ns
         packet.fate = f"dropped in {last.ns}: {self._why_dropped(packet, last)}"
 
-    def _describe_rewrite(self, packet: Packet, ns: str, arrived: Hop, left: Hop) -> str:
-        """What changed between arriving in `ns` and leaving it, and which rule did it."""
+    def _describe_rewrite(self, packet: Packet, ns: str, arrived: Hop, left: Hop) -> list[tuple[Hop, str]]:
+        """What changed between arriving in `ns` and leaving it, which rule did it, and at
+        which hop's hook: netfilter rewrites a destination in PREROUTING, as the packet
+        arrives, and a source in POSTROUTING, as it leaves. Conntrack undoes a NAT for a
+        reply at the same hooks: a masqueraded connection's reply gets its destination
+        back in PREROUTING, a DNATed connection's reply its source back in POSTROUTING."""
         steps = [step for step in packet.netfilter if step.ns == ns and step.nat]
         parts = []
-        for label, before, after, kinds in (
-                ("source", (arrived.src, arrived.sport), (left.src, left.sport), ("MASQUERADE", "SNAT")),
-                ("destination", (arrived.dst, arrived.dport), (left.dst, left.dport), ("DNAT", "REDIRECT"))):
+        for label, before, after, kinds, hook, hop in (
+                ("source", (arrived.src, arrived.sport), (left.src, left.sport), ("MASQUERADE", "SNAT"),
+                 "POSTROUTING", left),
+                ("destination", (arrived.dst, arrived.dport), (left.dst, left.dport), ("DNAT", "REDIRECT"),
+                 "PREROUTING", arrived)):
             if before == after:
                 continue
             change = f"{label} {_endpoint(*before)} → {_endpoint(*after)}"
             rule = next((step for step in steps if step.nat in kinds), None)
+            where = f"{hook} on {hop.interface}"
             if rule is not None:
-                parts.append(f"{rule.nat} at {rule.chain}: {change}")
+                parts.append((hop, f"{rule.nat} at {rule.chain}: {change}"))
             elif self._is_opening_side(packet):
-                parts.append(f"NAT by conntrack (as the connection's first packet was): {change}")
+                parts.append((hop, f"NAT by conntrack at {where} (as the connection's first packet was): {change}"))
             else:
-                parts.append(f"reverse NAT by conntrack (a reply): {change}")
-        return "; ".join(parts)
+                parts.append((hop, f"reverse NAT by conntrack at {where} (a reply): {change}"))
+        return parts
 
     def _why_dropped(self, packet: Packet, last: Hop) -> str:
         for step in packet.netfilter:
