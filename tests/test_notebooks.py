@@ -38,6 +38,11 @@ SYLLABUS = {
            r"dig", r"127\.0\.0\.53", r"127\.0\.0\.11"],
     "07": [r"PREROUTING", r"DNAT", r"OUTPUT", r"route_localnet", r"hairpin", r"docker-proxy", r"DOCKER-USER",
            r"8080:80"],
+    "09": [r"build_hosts\(", r"host1", r"host2", r"172\.17\.0\.0/16", r"10\.0\.1\.0/24", r"10\.0\.2\.0/24",
+           r"ip route add 10\.0\.2\.0/24 via 10\.168\.0\.3", r"-j RETURN", r"MASQUERADE",
+           r"type vxlan id 42 dstport 4789 dev eth0", r"bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst",
+           r"dst 10\.168\.0\.3 self\b(?! permanent)", r"mtu 1450", r"VXLAN 42 \[ICMP echo request",
+           r"outer src", r"vni", r"tuntap|mode tap", r"Unknown device type", r"lab\.trace\(", r"plant_fault\("],
 }
 
 

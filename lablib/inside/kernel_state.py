@@ -94,6 +94,14 @@ def _read_namespace(name: str, path: str | None, kinds: frozenset[str], owners: 
             addresses.setdefault(address["index"], []).append(
                 f"{address.get('IFA_ADDRESS')}/{address['prefixlen']}")
         namespace.links = [_link(name, raw, names, addresses) for raw in raw_links]
+        tunnels = [link for link in namespace.links if link.vxlan is not None]
+        if tunnels or "fdb" in kinds:
+            entries = _fdb(name, ipr, names)
+            for link in tunnels:
+                link.vxlan["remotes"] = sorted({e.dst for e in entries if e.port == link.name and e.dst})
+                # Where broadcasts (ARP) go: the all-zeros entries (`bridge fdb append 00:00:...`).
+                link.vxlan["flood"] = sorted({e.dst for e in entries if e.port == link.name and e.dst
+                                              and e.mac == "00:00:00:00:00:00"})
         if "routes" in kinds:
             # The main table, as `ip route` shows it (the local table holds the kernel's own).
             namespace.routes = [_route(name, raw, names)
@@ -104,7 +112,7 @@ def _read_namespace(name: str, path: str | None, kinds: frozenset[str], owners: 
                           NUD_STATES.get(raw["state"], str(raw["state"])))
                 for raw in ipr.get_neighbours(family=socket.AF_INET) if raw["state"] not in (0x40,)]
         if "fdb" in kinds:
-            namespace.fdb = _fdb(name, ipr, names)
+            namespace.fdb = entries
     if "sysctls" in kinds:
         namespace.sysctls = {key: _sysctl(key) for key in SYSCTLS}
     if "rules" in kinds and _has_tables():
@@ -133,7 +141,17 @@ def _link(ns: str, raw, names: dict[int, str], addresses: dict[int, list[str]]) 
                 master=names.get(master) if master else None,
                 peer_index=raw.get("IFLA_LINK") if kind == "veth" else None,
                 link_netnsid=raw.get("IFLA_LINK_NETNSID"),
-                addresses=addresses.get(raw["index"], []))
+                addresses=addresses.get(raw["index"], []),
+                vxlan=_vxlan(info, names) if kind == "vxlan" else None)
+
+
+def _vxlan(info, names: dict[int, str]) -> dict:
+    data = info.get("IFLA_INFO_DATA") or {}
+    underlay = data.get("IFLA_VXLAN_LINK")
+    return {"id": data.get("IFLA_VXLAN_ID"), "dstport": data.get("IFLA_VXLAN_PORT"),
+            "local": data.get("IFLA_VXLAN_LOCAL"), "dev": names.get(underlay) if underlay else None,
+            "group": data.get("IFLA_VXLAN_GROUP"), "learning": bool(data.get("IFLA_VXLAN_LEARNING")),
+            "remotes": [], "flood": []}
 
 
 def _route(ns: str, raw, names: dict[int, str]) -> Route:
@@ -150,12 +168,15 @@ def _route(ns: str, raw, names: dict[int, str]) -> Route:
 def _fdb(ns: str, ipr, names: dict[int, str]) -> list[FdbEntry]:
     learned = []
     for raw in ipr.fdb("dump"):
-        # The kernel lists the bridge's own and multicast addresses too: keep what it learned.
-        if raw["state"] & NUD_PERMANENT or raw["flags"] & NTF_SELF:
+        dst = raw.get("NDA_DST")
+        # The kernel lists the bridge's own and multicast addresses too: keep what it
+        # learned, and a VXLAN device's entries (they say which host to send to).
+        if (raw["state"] & NUD_PERMANENT or raw["flags"] & NTF_SELF) and not dst:
             continue
         master = raw.get("NDA_MASTER")
         learned.append(FdbEntry(ns, raw.get("NDA_LLADDR"), names.get(raw["ifindex"], "?"),
-                                names.get(master) if master else None))
+                                names.get(master) if master else None, dst,
+                                bool(raw["state"] & NUD_PERMANENT)))
     return learned
 
 

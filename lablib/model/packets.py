@@ -24,6 +24,16 @@ class Hop:
     summary: str
     frame: bytes = field(repr=False, default=b"")
     tcp: tuple | None = field(repr=False, default=None)   # (seq, ack, flags, payload length)
+    # Seen wrapped in a tunnel (VXLAN): the outer header's addresses and the VNI. The
+    # fields above are then the inner packet's, so a hop on the underlay lines up with
+    # the same packet's hops inside the containers.
+    outer_src: str | None = None
+    outer_dst: str | None = None
+    vni: int | None = None
+
+    @property
+    def encapsulated(self) -> bool:
+        return self.vni is not None
 
     @property
     def addresses(self) -> tuple:

@@ -29,6 +29,9 @@ class Link:
     peer_index: int | None = None         # IFLA_LINK: the other end's ifindex
     link_netnsid: int | None = None       # IFLA_LINK_NETNSID, relative to `ns`
     addresses: list[str] = field(default_factory=list)   # "10.0.0.1/24"
+    # A VXLAN device's settings, as `ip -d link` shows them: id (the VNI), dstport, local,
+    # dev (the underlay interface), learning; and remotes: the `dst` of its FDB entries.
+    vxlan: dict | None = None
 
     @property
     def state(self) -> str:
@@ -82,6 +85,8 @@ class FdbEntry:
     mac: str
     port: str
     bridge: str | None
+    dst: str | None = None          # a VXLAN entry: the remote host's address to send to
+    permanent: bool = False         # added by hand (`bridge fdb add/append`), not learned
 
 
 @dataclass
@@ -180,6 +185,24 @@ class Snapshot:
                     seen.update({link.key, other.key})
                     pairs.append((link, other))
         return pairs
+
+    def hosted(self) -> dict[str, str]:
+        """Containers that live inside another named namespace acting as a host: every
+        veth of theirs leads to a port of a bridge there (as c3's eth0 leads to veth-c3 on
+        host2's docker0). Maps each such container to its host; one level deep."""
+        parents: dict[str, str] = {}
+        for ns in self.namespaces.values():
+            if ns.name == HOST or ns.name.startswith(WORLD_PREFIX):
+                continue
+            ends = [self.link(*link.peer) for link in ns.links if link.kind == "veth" and link.peer]
+            if not ends or any(end is None or not end.master for end in ends):
+                continue
+            places = {end.ns for end in ends}
+            if len(places) == 1:
+                place = places.pop()
+                if place != ns.name and place != HOST and not place.startswith(WORLD_PREFIX):
+                    parents[ns.name] = place
+        return {child: parent for child, parent in parents.items() if parent not in parents}
 
     def ports(self, ns: str, bridge: str) -> list[Link]:
         return [link for link in self.namespaces[ns].links if link.master == bridge]

@@ -375,8 +375,10 @@ class reaches(Claim):
     """From namespace `src`, a target answers: an IP (ping), "IP:PORT" (TCP) or a URL (HTTP)."""
     needs = {"routes", "sysctls", "rules"}
 
-    def __init__(self, src: str | None, target: str, *, expect_text: str | None = None, timeout: float = 2):
+    def __init__(self, src: str | None, target: str, *, expect_text: str | None = None, timeout: float = 2,
+                 size: int | None = None):
         self.src, self.target, self.expect_text, self.timeout = canonical_ns(src), target, expect_text, timeout
+        self.size = size     # a ping's payload (ping -s): 1472 makes a full 1500-byte packet
 
     def _command(self) -> tuple[str, str]:
         t = int(max(1, self.timeout))
@@ -385,6 +387,8 @@ class reaches(Claim):
         if re.fullmatch(r"[\d.]+:\d+", self.target):
             host, port = self.target.split(":")
             return f"timeout {t} bash -c 'exec 3<>/dev/tcp/{host}/{port}'", "TCP"
+        if self.size:
+            return f"ping -c1 -W{t} -s {self.size} {self.target}", f"ping of {self.size + 28} bytes"
         return f"ping -c1 -W{t} {self.target}", "ping"
 
     def _claim(self) -> str:
@@ -517,6 +521,109 @@ class closed(not_reaches):
 def _read_resolv_conf(lab, ns: str) -> str:
     result = lab.sh("cat /etc/resolv.conf", ns=None if ns == HOST else ns, check=False)
     return result.stdout if result.ok else ""
+
+
+class vxlan(Claim):
+    """A VXLAN device in `ns` with this VNI and UDP port, a port of `master`, up, that
+    floods broadcasts (ARP) to each of `remotes` — its all-zeros FDB entries, as
+    `bridge fdb append 00:00:00:00:00:00 dev NAME dst HOST` makes them."""
+
+    def __init__(self, ns: str, name: str = "vxlan0", *, vni: int, dstport: int = 4789,
+                 master: str | None = None, remotes: list[str] | tuple[str, ...] = ()):
+        self.ns, self.name, self.vni, self.dstport = canonical_ns(ns), name, vni, dstport
+        self.master, self.remotes = master, list(remotes)
+
+    def judge(self, lab, snapshot):
+        claim = f"{self.name} in {describe_ns(self.ns)} is VXLAN {self.vni} on UDP {self.dstport}" + \
+            (f", a port of {self.master}" if self.master else "") + \
+            (f", flooding to {', '.join(self.remotes)}" if self.remotes else "")
+        run = command_prefix(self.ns)
+        namespace = snapshot.namespaces.get(self.ns)
+        link = namespace.link(self.name) if namespace else None
+        if link is None or link.vxlan is None:
+            return Verdict(False, claim, f"there is no VXLAN device {self.name} there: {run}ip link add {self.name} "
+                                         f"type vxlan id {self.vni} dstport {self.dstport} dev eth0")
+        have = link.vxlan
+        if (have["id"], have["dstport"]) != (self.vni, self.dstport):
+            return Verdict(False, claim, f"it is VXLAN {have['id']} on UDP {have['dstport']} "
+                                         f"({run}ip -d link show {self.name}); neither can be changed in place: "
+                                         "delete it and add it again")
+        if self.master and link.master != self.master:
+            return Verdict(False, claim, f"it is {'on ' + link.master if link.master else 'on no bridge'}: "
+                                         f"{run}ip link set {self.name} master {self.master}")
+        if link.state == "DOWN":
+            return Verdict(False, claim, f"it is DOWN: {run}ip link set {self.name} up")
+        flooding = set(have.get("flood", []))
+        missing = [remote for remote in self.remotes if remote not in flooding]
+        if missing:
+            return Verdict(False, claim, f"broadcasts (ARP) go to {', '.join(sorted(flooding)) or 'no host'} "
+                                         f"({run}bridge fdb show dev {self.name}); missing: {', '.join(missing)}")
+        return Verdict(True, claim)
+
+
+class encapsulated(Claim):
+    """A ping from `src` to `target` gets its answer, and the echo request crossed the
+    underlay wrapped in a tunnel (VXLAN to UDP `port`, with VNI `vni` if given) — read
+    from a real trace of a real ping, not from the configuration."""
+
+    def __init__(self, src: str, target: str, *, vni: int | None = None, port: int = 4789, size: int | None = None,
+                 timeout: float = 2):
+        self.src, self.target, self.vni, self.port, self.timeout = canonical_ns(src), target, vni, port, timeout
+        self.size = size
+
+    def judge(self, lab, snapshot):
+        wrapped_in = f"VXLAN {self.vni}" if self.vni is not None else "VXLAN"
+        what = f"{self.size + 28}-byte ping" if self.size else "ping"
+        claim = f"{describe_ns(self.src)}'s {what} to {self.target} crosses the underlay wrapped in {wrapped_in}"
+        if self.src not in snapshot.namespaces:
+            return Verdict(False, claim, f"namespace {self.src} does not exist yet: ip netns add {self.src}")
+        # A neighbour entry left INCOMPLETE or FAILED by tries before the fix would fail the
+        # probe at once: forget the target's entry (never a permanent one), so the probe
+        # asks afresh and sees the network as it is now.
+        lab.sh(f"ip neigh flush to {self.target}", ns=self.src, check=False)
+        with lab.trace(f"icmp or arp or udp port {self.port}", netfilter=False) as trace:
+            size = f" -s {self.size}" if self.size else ""
+            result = _probe(lab, f"ping -c1 -W{int(max(1, self.timeout))}{size} {self.target}", self.src,
+                            self.timeout + 5)
+        requests = [p for p in trace.packets if p.first.ns == self.src and p.first.protocol == "icmp"
+                    and "echo request" in p.summary and p.first.dst == self.target]
+        arp = [p for p in trace.packets if p.first.protocol == "arp" and p.first.dst == self.target
+               and any(h.ns == self.src for h in p.hops)]
+        answered = result is not None and result.ok
+        if not requests:
+            if arp and not any(h.encapsulated for p in arp for h in p.hops):
+                return Verdict(False, claim, f"{self.src} asked who has {self.target} (ARP), and the question "
+                                             "never crossed to another host: where may a VXLAN device send a broadcast? "
+                                             "(bridge fdb show dev vxlan0)")
+            if arp:
+                return Verdict(False, claim, f"the ARP question for {self.target} crossed the underlay, but no "
+                                             "answer came back: does the far side accept it (same VNI, same port)?")
+            neighbour = lab.sh(f"ip neigh show {self.target}", ns=self.src, check=False).stdout.split()
+            if neighbour and neighbour[-1] in ("FAILED", "INCOMPLETE"):
+                return Verdict(False, claim, f"{self.src} could not learn {self.target}'s MAC (ip neigh: "
+                                             f"{neighbour[-1]}): its ARP questions got no answer — where do they go?")
+            return Verdict(False, claim, f"no echo request for {self.target} left {self.src}: has it an address "
+                                         "on that subnet, and a link that is up?")
+        request = requests[0]
+        wrapped = [hop for hop in request.hops if hop.encapsulated]
+        if not wrapped:
+            underlay = next((h for h in request.hops if h.interface == "eth0" and h.ns != self.src
+                             and h.ns in snapshot.namespaces and h.ns not in snapshot.hosted()), None)
+            if answered:
+                where = f" (seen on {underlay.ns}'s {underlay.interface} as {underlay.src} → {underlay.dst})" \
+                    if underlay else ""
+                return Verdict(False, claim, f"it got an answer, but crossed unwrapped{where}: routed, not an overlay")
+            return Verdict(False, claim, f"it was never wrapped in a tunnel; {request.fate}")
+        vnis = sorted({hop.vni for hop in wrapped})
+        outer = wrapped[0]
+        if self.vni is not None and vnis != [self.vni]:
+            return Verdict(False, claim, f"it was wrapped with VNI {', '.join(map(str, vnis))}, not {self.vni}")
+        if not answered:
+            return Verdict(False, claim, f"it crossed wrapped in VXLAN {vnis[0]} ({outer.outer_src} → "
+                                         f"{outer.outer_dst}) but got no answer; {request.fate}: does the far "
+                                         "host's VXLAN device take it (its VNI, its port), and does the answer fit?")
+        return Verdict(True, claim.replace("crosses the underlay", f"crosses the underlay ({outer.outer_src} → "
+                                                                       f"{outer.outer_dst})"))
 
 
 class resolves(Claim):

@@ -102,6 +102,27 @@ class Lab:
         return build(self, containers, bridge=bridge, subnet=subnet, forward=forward, nat=nat,
                      dns=dns, servers=servers, publish=publish, show=show)
 
+    def build_hosts(self, count: int = 2, *, containers: int = 2,
+                    subnet: str | list[str] | tuple[str, ...] = "172.17.0.0/16", bridge: str = "docker0",
+                    span: bool = False, nat: bool = True, vxlan: int | None = None, mtu: int | None = None,
+                    show: bool = False):
+        """Build `count` hosts in one lab, each a namespace acting as a machine of its own.
+
+        Host N is namespace `hostN` with `eth0` at 10.168.0.(N+1) on a shared LAN (the lab
+        host's bridge `lan0`, 10.168.0.1, routes it to the internet), its own `bridge`, and
+        `containers` containers numbered across the cluster (host1: c1, c2; host2: c3, c4),
+        each with `eth0` on its host's bridge. `subnet`: one for every host (Docker's
+        default: each host's bridge has 172.17.0.1 and its containers 172.17.0.2, ... —
+        the same addresses on every host) or a list, one per host. `span=True`: one subnet
+        across the hosts, addresses unique in the cluster, no gateway; `vxlan=42` joins
+        the bridges with a VXLAN device `vxlan0` of that VNI (UDP 4789 over eth0, static
+        FDB entries to the other hosts, MTU 1450 inside). `nat`: Docker's MASQUERADE on
+        each host. Returns a Cluster; run commands with ns="host2" or ns="c3".
+        """
+        from .hosts import build_hosts
+        return build_hosts(self, count, containers=containers, subnet=subnet, bridge=bridge, span=span,
+                           nat=nat, vxlan=vxlan, mtu=mtu, show=show)
+
     def snapshot(self, kinds: set[str] | None = None, namespaces: list[str] | None = None,
                  world: bool = False) -> Snapshot:
         """Read the lab host's kernel state (every namespace, or those named) in one pass.
@@ -206,7 +227,7 @@ class Lab:
     def plant_fault(self, exercise: str, *, among: list[str], probe, seed: str | None = None):
         """Break the working network in one way, chosen for this learner from `among`
         (lo_down, default_route, ip_forward, masquerade, forward_drop, resolv_conf, arp,
-        hairpin); `probe` (an expect.reaches) must work before and fail after. Shows
+        hairpin; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
         only the symptom; `fault.check()` judges the fix. See notebook/faults.py."""
         from .faults import PlantedFault
         return PlantedFault(self, exercise, list(among), probe, seed)

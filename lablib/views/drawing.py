@@ -1,5 +1,7 @@
 """Draw a Snapshot: namespaces as boxes, interfaces inside them, veth pairs as cables,
-bridges as switches with their ports, the outside world as a cloud.
+bridges as switches with their ports, the outside world as a cloud. A namespace acting
+as a host (its containers' veths lead to its bridge) is a box holding its containers'
+boxes, and VXLAN devices that send to each other are joined by a tunnel.
 
 Only what the kernel reported is drawn — never a declared topology. Compared with the
 previous drawing, what is new is drawn in blue and what went away is left as a red
@@ -34,6 +36,7 @@ class Overlay:
     port_steps: dict[tuple[str, str], list[int]] = field(default_factory=dict)   # bridge port -> steps
     notes: dict[str, list[str]] = field(default_factory=dict)    # namespace -> rewrites seen there
     drops: dict[str, list[str]] = field(default_factory=dict)    # namespace -> packets that died there
+    tunnel_steps: dict[frozenset, list[int]] = field(default_factory=dict)   # two VXLAN devices -> steps
     visited: set[tuple[str, str]] = field(default_factory=set)   # interfaces the path crossed
     died_at: set[tuple[str, str]] = field(default_factory=set)   # interfaces where a packet was last seen
 
@@ -100,6 +103,10 @@ class Drawing:
         self.graph.attr("edge", fontname=FONT, fontsize="9", dir="none")
         self._collapsed: dict[str, str] = {}   # namespace -> the summary node standing in for it
         self._port_groups: dict[str, tuple[list[str], str]] = {}   # summary -> (host ports, bridge)
+        self._parent = snapshot.hosted()     # container -> the namespace acting as its host
+        self._children: dict[str, list[str]] = {}
+        for child, parent in self._parent.items():
+            self._children.setdefault(parent, []).append(child)
 
     @staticmethod
     def node_id(ns: str, name: str) -> str:
@@ -110,33 +117,41 @@ class Drawing:
     def build(self) -> graphviz.Digraph:
         namespaces = [ns for name, ns in self.snapshot.namespaces.items()
                       if self.expand_world or not name.startswith("world:")]
-        containers = [ns for ns in namespaces if ns.role == "container"]
+        containers = [ns for ns in namespaces if ns.role == "container" and ns.name not in self._parent]
         shown, groups = self._collapse(containers)
         for group in groups:
             self._summary(group)
         if HOST in self.snapshot.namespaces:
             self._namespace(self.snapshot.namespaces[HOST])
         for ns in shown:
-            self._namespace(ns)
+            self._namespace(ns)   # a host draws its containers inside its own box
         for ns in namespaces:
             if ns.role == "outside":
                 self._namespace(ns)
         for name in self.changes.gone_namespaces:
             self._ghost_namespace(name)
         self._cables()
+        self._tunnels()
         if self.world and not self.expand_world:
             self._cloud()
         return self.graph
 
     # -- boxes ---------------------------------------------------------------------
-    def _namespace(self, ns: Namespace) -> None:
+    def _namespace(self, ns: Namespace, parent=None) -> None:
         title = {"host": "lab host (host network namespace)", "container": f"netns {ns.name}",
                  "outside": f"outside world: {ns.name.removeprefix('world:')}"}[ns.role]
+        fill = {"host": "#fafafa", "container": "#fffde7", "outside": "#e1f5fe"}[ns.role]
+        if ns.name in self._children:
+            title, fill = f"{ns.name}: netns acting as a host", "#f3e5f5"
+        elif ns.role == "host" and self._children:
+            title = "lab host (host network namespace): the hosts' LAN and its router"
         fresh = ns.name in self.changes.new_namespaces
-        with self.graph.subgraph(name=f"cluster {ns.name}") as box:
+        with (parent or self.graph).subgraph(name=f"cluster {ns.name}") as box:
             box.attr(label=title, labeljust="l", style="rounded,filled" + (",bold" if fresh else ""),
-                     fillcolor={"host": "#fafafa", "container": "#fffde7", "outside": "#e1f5fe"}[ns.role],
-                     color=NEW if fresh else "#616161", penwidth="2" if fresh else "1")
+                     fillcolor=fill, color=NEW if fresh else "#616161", penwidth="2" if fresh else "1")
+            for child in self._children.get(ns.name, []):
+                if child in self.snapshot.namespaces:
+                    self._namespace(self.snapshot.namespaces[child], box)
             for link in ns.links:
                 if not self._is_collapsed_port(link):
                     self._interface(box, link)
@@ -247,7 +262,8 @@ class Drawing:
             if a is None or b is None:
                 continue
             fresh = one.key in self.changes.new_links or other.key in self.changes.new_links
-            if (one.ns == HOST and other.ns != HOST and not other.ns.startswith("world:")) or one.ns.startswith("world:"):
+            if (one.ns == HOST and other.ns != HOST and not other.ns.startswith("world:")) or one.ns.startswith("world:") \
+                    or self._parent.get(other.ns) == one.ns:
                 a, b = b, a     # left to right: container, host, outside (dot ranks by direction)
             steps = self.overlay.cable_steps.get(frozenset({one.key, other.key}))
             if steps:
@@ -273,9 +289,44 @@ class Drawing:
                 else:
                     self.graph.edge(port, bridge, label="port", style="bold", color=NEW if fresh else "#5c6bc0")
         # Routed traffic leaves a bridge through the uplink: keep the uplink right of bridges.
-        if self.snapshot.link(HOST, UPLINK) is not None and HOST in self.snapshot.namespaces:
-            for bridge in (link for link in self.snapshot.namespaces[HOST].links if link.kind == "bridge"):
-                self.graph.edge(self.node_id(HOST, bridge.name), self.node_id(HOST, UPLINK), style="invis")
+        for name in [HOST, *self._children]:
+            if self.snapshot.link(name, UPLINK) is not None and name in self.snapshot.namespaces:
+                for bridge in (link for link in self.snapshot.namespaces[name].links if link.kind == "bridge"):
+                    self.graph.edge(self.node_id(name, bridge.name), self.node_id(name, UPLINK), style="invis")
+
+    def _tunnels(self) -> None:
+        """A VXLAN device sends to the hosts its FDB names (`bridge fdb append ... dst HOST`):
+        draw a tunnel to the VXLAN device of each such host that is in this lab."""
+        owner = {address.split("/")[0]: ns.name for ns in self.snapshot.namespaces.values()
+                 for link in ns.links for address in link.addresses}
+        devices = [link for link in self.snapshot.links() if link.vxlan is not None]
+        sends: dict[tuple, set[tuple]] = {}
+        for link in devices:
+            for remote in link.vxlan.get("remotes", []):
+                for other in devices:
+                    if other.ns == owner.get(remote) and other.ns != link.ns:
+                        sends.setdefault(link.key, set()).add(other.key)
+        drawn = set()
+        for one_key, others in sends.items():
+            for other_key in others:
+                pair = frozenset({one_key, other_key})
+                if pair in drawn:
+                    continue
+                drawn.add(pair)
+                one, other = self.snapshot.link(*one_key), self.snapshot.link(*other_key)
+                both_ways = one_key in sends.get(other_key, set())
+                same = one.vxlan["id"] == other.vxlan["id"] and one.vxlan["dstport"] == other.vxlan["dstport"]
+                label = (f"VXLAN {one.vxlan['id']} tunnel (UDP {one.vxlan['dstport']})" if same else
+                         f"VXLAN {one.vxlan['id']} / {other.vxlan['id']}: "
+                         f"UDP {one.vxlan['dstport']} / {other.vxlan['dstport']} (they differ)")
+                if not both_ways:
+                    label += f", one way: {other.ns} has no FDB entry for {one.ns}"
+                steps = self.overlay.tunnel_steps.get(pair)
+                color = "#6a1b9a" if steps else ("#00838f" if same and both_ways else GONE)
+                self.graph.edge(self.node_id(*one_key), self.node_id(*other_key),
+                                label=label + ("  " + _steps(steps) if steps else ""), style="dashed",
+                                penwidth="3.5" if steps else "2.5", color=color, fontcolor=color,
+                                constraint="false")
     def _is_collapsed_port(self, link: Link) -> bool:
         return link.peer is not None and link.peer[0] in self._collapsed
 

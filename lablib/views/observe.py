@@ -12,6 +12,9 @@ TRACE_FACTS = {
     "dies_at": "the namespace where the first packet died ('delivered' when it did not)",
     "source_at": "the source address the first packet had when it arrived in namespace `at`",
     "destination_at": "the destination address the first packet had when it arrived in namespace `at`",
+    "outer_source_at": "the source address in the outermost IP header of the first packet as it arrived in "
+                       "namespace `at`: the tunnel's, when it came wrapped (VXLAN), else its own",
+    "outer_destination_at": "the destination address in the outermost IP header, likewise",
     "replied": "'yes' when a reply came back to the sender, else 'no'",
     "verdict_rule": "the rule (or policy) whose verdict decided the first packet in namespace `at`",
     "path": "the namespaces the first packet went through, in order, joined by ' → '",
@@ -19,11 +22,20 @@ TRACE_FACTS = {
 
 
 def _first_flow(packets: list[Packet]) -> list[Packet]:
-    ip = [p for p in packets if p.hops and p.first.protocol != "arp"]
+    # The experiment's packets: not ARP, and not a host's own multicast chatter (an IGMP
+    # report a bridge sends when it comes up) that the trace happened to catch first.
+    ip = [p for p in packets if p.hops and p.first.protocol != "arp" and not _multicast(p.first.dst)]
     if not ip:
         return []
     flow = ip[0].flow
     return [p for p in ip if p.flow == flow]
+
+
+def _multicast(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_multicast
+    except ValueError:
+        return False
 
 
 def trace_fact(packets: list[Packet], fact: str, at: str | None = None) -> str:
@@ -36,12 +48,14 @@ def trace_fact(packets: list[Packet], fact: str, at: str | None = None) -> str:
     if fact == "dies_at":
         dead = next((p for p in flow if p.dropped_in), None)
         return dead.dropped_in if dead else "delivered"
-    if fact in ("source_at", "destination_at"):
+    if fact in ("source_at", "destination_at", "outer_source_at", "outer_destination_at"):
         hop = next((h for h in first.hops if h.ns == at and h.direction == "in"), None) or \
             next((h for h in first.hops if h.ns == at), None)
         if hop is None:
             return ""
-        return hop.src if fact == "source_at" else hop.dst
+        if fact.startswith("outer_") and hop.encapsulated:
+            return hop.outer_src if fact == "outer_source_at" else hop.outer_dst
+        return hop.src if fact in ("source_at", "outer_source_at") else hop.dst
     if fact == "replied":
         origin, sender = first.first.ns, first.first.src
         for packet in flow[1:]:

@@ -39,7 +39,8 @@ def table(snapshot: Snapshot, kind: str) -> pd.DataFrame:
             rows += [{"ns": ns.name, "address": n.address, "lladdr": n.mac, "dev": n.dev, "state": n.state}
                      for n in ns.neighbours]
         elif kind == "fdb":
-            rows += [{"ns": ns.name, "bridge": f.bridge, "port": f.port, "mac": f.mac} for f in ns.fdb]
+            rows += [{"ns": ns.name, "bridge": f.bridge, "port": f.port, "mac": f.mac, "dst": f.dst,
+                      "state": "permanent" if f.permanent else "learned"} for f in ns.fdb]
         elif kind in ("rules", "nat"):
             rows += [{"ns": ns.name, "family": r.family, "table": r.table, "chain": r.chain, "rule": r.rule,
                       "packets": r.packets, "bytes": r.bytes, "listed by": r.source}
@@ -55,7 +56,10 @@ def table(snapshot: Snapshot, kind: str) -> pd.DataFrame:
             rows += [{"ns": ns.name, "sysctl": key, "value": value} for key, value in ns.sysctls.items()]
         else:
             raise ValueError(f"unknown table '{kind}'; choose one of: {', '.join(KINDS)}")
-    frame = pd.DataFrame(rows, columns=_columns(kind))
+    columns = _columns(kind)
+    if kind == "fdb" and any(row["dst"] for row in rows):
+        columns += ["dst", "state"]   # a VXLAN device's entries: the host each MAC lives behind
+    frame = pd.DataFrame(rows, columns=columns)
     if kind in SORTED_BY and not frame.empty:
         # The kernel lists these in no stable order: sort them, keeping namespaces in order.
         order = {name: i for i, name in enumerate(snapshot.namespaces)}

@@ -26,7 +26,10 @@ class TraceResult:
         self._raw_frames = raw["frames"]
 
     def table(self) -> pd.DataFrame:
-        """One row per hop of every packet (and one per drop), in the order they happened."""
+        """One row per hop of every packet (and one per drop), in the order they happened.
+
+        When a packet crossed a tunnel, its hops on the underlay also show the outer
+        header ("outer src", "outer dst") and the VXLAN network identifier ("vni")."""
         start = min((p.first.time for p in self.packets), default=0)
         rows = []
         for packet in self.packets:
@@ -42,6 +45,7 @@ class TraceResult:
                     "direction": hop.direction, "summary": hop.summary,
                     "eth src": hop.eth_src, "eth dst": hop.eth_dst, "src": hop.src, "dst": hop.dst,
                     "sport": hop.sport, "dport": hop.dport, "ttl": hop.ttl,
+                    "outer src": hop.outer_src, "outer dst": hop.outer_dst, "vni": hop.vni,
                     "netfilter": "; ".join(str(s) for s in steps),
                     "change": packet.changes_at.get(number - 1, ""),
                 })
@@ -49,10 +53,12 @@ class TraceResult:
                 rows.append({"flow": packet.flow, "packet": packet.number, "hop": len(packet.hops) + 1,
                              "ns": packet.dropped_in, "direction": "dropped",
                              "summary": "✗ " + packet.fate})
+        tunnelled = any(hop.encapsulated for packet in self.packets for hop in packet.hops)
         frame = pd.DataFrame(rows, columns=["flow", "packet", "hop", "time (ms)", "ns", "interface", "direction",
                                             "summary", "eth src", "eth dst", "src", "dst", "sport", "dport", "ttl",
-                                            "netfilter", "change"])
-        for column in ("sport", "dport", "ttl", "hop"):
+                                            "netfilter", "change"]
+                             + (["outer src", "outer dst", "vni"] if tunnelled else []))
+        for column in ("sport", "dport", "ttl", "hop") + (("vni",) if tunnelled else ()):
             frame[column] = frame[column].astype("Int64")
         return frame
 

@@ -19,6 +19,7 @@ from ..model.packets import Hop, NetfilterStep, Packet
 from ..model.state import Snapshot
 
 PKTTYPE_OUTGOING = 4
+VXLAN_PORTS = (4789, 8472)   # IANA's, and Linux's old default
 ICMP_NAMES = {0: "echo reply", 3: "destination unreachable", 8: "echo request", 11: "time exceeded"}
 UNREACHABLE = {0: "net unreachable", 1: "host unreachable", 3: "port unreachable", 13: "prohibited"}
 
@@ -30,7 +31,19 @@ def _ip(raw: bytes) -> str:
 # -- parsing frames --------------------------------------------------------------------
 
 def parse(frame: bytes) -> dict | None:
-    """What a frame is, and what identifies the datagram it carries across NAT."""
+    """What a frame is, and what identifies the datagram it carries across NAT.
+
+    A VXLAN frame (UDP to port 4789) is read as the frame it carries, with the outer
+    header's addresses and the VNI added: the same packet as the inner one seen inside
+    the containers, on the hop where it crossed the underlay wrapped."""
+    outer = _vxlan(frame)
+    if outer is not None:
+        vni, inner, outer_fields = outer
+        parsed = parse(inner)
+        if parsed is None:
+            return None   # it carries something other than IPv4 or ARP (IPv6 chatter)
+        parsed.update(outer_fields, vni=vni, summary=f"VXLAN {vni} [{parsed['summary']}]")
+        return parsed
     try:
         eth = dpkt.ethernet.Ethernet(frame)
     except (dpkt.UnpackError, dpkt.NeedData):
@@ -85,6 +98,24 @@ def parse(frame: bytes) -> dict | None:
     return dict(base, protocol=str(ip.p), src=src, dst=dst, sport=None, dport=None, ttl=ip.ttl,
                 summary=f"IP protocol {ip.p}", identity=("ip", ip.id, ip.p, payload),
                 endpoints={("ip", ip.p, frozenset({src, dst}))}, ip_id=ip.id)
+
+
+def _vxlan(frame: bytes) -> tuple[int, bytes, dict] | None:
+    """(VNI, inner frame, outer fields) when `frame` is IPv4/UDP to a VXLAN port, else None."""
+    try:
+        eth = dpkt.ethernet.Ethernet(frame)
+    except (dpkt.UnpackError, dpkt.NeedData):
+        return None
+    ip = eth.data
+    if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, dpkt.udp.UDP) or ip.data.dport not in VXLAN_PORTS:
+        return None
+    payload = bytes(ip.data.data)
+    # RFC 7348: flags (the I bit, 0x08, says the VNI is valid), 3 reserved, VNI (24 bits), 1 reserved.
+    if len(payload) < 8 + 14 or not payload[0] & 0x08:
+        return None
+    vni = int.from_bytes(payload[4:7], "big")
+    return vni, payload[8:], {"outer_src": _ip(ip.src), "outer_dst": _ip(ip.dst), "outer_ip_id": ip.id,
+                              "outer_sport": ip.data.sport, "outer_dport": ip.data.dport}
 
 
 # -- parsing `nft monitor trace` --------------------------------------------------------
@@ -159,7 +190,7 @@ class Assembly:
             hop = Hop(stamp, ns, interface, "out" if pkttype == PKTTYPE_OUTGOING else "in",
                       parsed["eth_src"], parsed["eth_dst"], parsed["protocol"], parsed["src"], parsed["dst"],
                       parsed["sport"], parsed["dport"], parsed["ttl"], parsed["summary"], frame,
-                      parsed.get("tcp"))
+                      parsed.get("tcp"), parsed.get("outer_src"), parsed.get("outer_dst"), parsed.get("vni"))
             packet = by_identity.get(parsed["identity"])
             # A packet never crosses one interface the same way twice: a second sighting
             # there is a retransmission (an ARP request asked again), so a packet of its own.
@@ -174,6 +205,8 @@ class Assembly:
             self._endpoints[packet.number] |= parsed["endpoints"]
             if "ip_id" in parsed:
                 self._endpoints[packet.number].add(("ip_id", parsed["ip_id"]))
+            if "outer_ip_id" in parsed:   # netfilter saw the outer datagram: match it too
+                self._endpoints[packet.number].add(("ip_id", parsed["outer_ip_id"]))
 
     def _attach_netfilter(self, netfilter: dict[str, list[str]]) -> None:
         for ns, lines in netfilter.items():
@@ -191,6 +224,7 @@ class Assembly:
             if ("ip_id", int(fields["id"])) not in self._endpoints[packet.number]:
                 continue
             seen = {hop.addresses[0] for hop in packet.hops} | {hop.addresses[2] for hop in packet.hops}
+            seen |= {address for hop in packet.hops for address in (hop.outer_src, hop.outer_dst) if address}
             if fields.get("saddr") in seen or fields.get("daddr") in seen:
                 return packet
         return None
@@ -331,12 +365,33 @@ class Assembly:
         if dnat is not None:
             return (f"rewritten by {dnat.chain} DNAT ({dnat.rule}), then it went no further "
                     "(sent back out the port it came in by? a bridge does not do that without hairpin)")
+        too_big = self._too_big_for_bridge(last)
+        if too_big:
+            return too_big
         ns = self.snapshot.namespaces.get(last.ns)
         if ns is not None and ns.sysctls.get("net.ipv4.ip_forward") == "0":
             return "not forwarded: net.ipv4.ip_forward is 0 here"
         if ns is not None and not _routed(ns.routes, last.dst):
             return f"no route to {last.dst}"
         return "it went no further (no reply, or a rule without a trace)"
+
+
+    def _too_big_for_bridge(self, last: Hop) -> str | None:
+        """A bridge drops, without a word, a frame larger than the MTU of the port it
+        should leave by (an ICMP "fragmentation needed" comes only from a router)."""
+        if last.direction != "in" or not last.frame:
+            return None
+        link = self.snapshot.link(last.ns, last.interface)
+        if link is None or not link.master:
+            return None
+        size = len(last.frame) - 14     # what an MTU counts: the IP packet, not the Ethernet header
+        smaller = [port for port in self.snapshot.ports(last.ns, link.master)
+                   if port.name != link.name and port.mtu and port.mtu < size]
+        if not smaller:
+            return None
+        port = min(smaller, key=lambda p: p.mtu)
+        return (f"too big for the bridge {link.master}: {size} bytes, but its port {port.name} has MTU "
+                f"{port.mtu} (a bridge drops larger frames silently; lower the sender's MTU)")
 
 
 def _endpoint(address: str, port: int | None) -> str:

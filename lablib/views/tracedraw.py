@@ -16,11 +16,18 @@ class SequenceView:
         return self.html
 
 def _crossings(snapshot: Snapshot, packet: Packet):
-    """Each step a packet took between two sightings: over a veth cable, or through a bridge."""
-    for before, after in zip(packet.hops, packet.hops[1:]):
+    """Each step a packet took between two sightings: over a veth cable, through a bridge,
+    or through a tunnel (from the VXLAN device that wrapped it to the one that unwrapped it)."""
+    for index, (before, after) in enumerate(zip(packet.hops, packet.hops[1:])):
         one, other = snapshot.link(before.ns, before.interface), snapshot.link(after.ns, after.interface)
         if one is None or other is None:
             continue
+        if one.vxlan is not None and before.direction == "out":
+            end = next((hop for hop in packet.hops[index + 1:] if hop.ns != before.ns and hop.direction == "in"
+                        and (link := snapshot.link(hop.ns, hop.interface)) is not None and link.vxlan is not None),
+                       None)
+            if end is not None:
+                yield "tunnel", before, end
         if before.direction == "out" and after.direction == "in" and one.peer == other.key:
             yield "cable", before, after
         elif before.ns == after.ns and _through_bridge(one, other):
@@ -39,7 +46,10 @@ def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
         for kind, before, after in _crossings(snapshot, packet):
             step += 1
             overlay.visited |= {(before.ns, before.interface), (after.ns, after.interface)}
-            if kind == "cable":
+            if kind == "tunnel":
+                overlay.tunnel_steps.setdefault(frozenset({(before.ns, before.interface),
+                                                           (after.ns, after.interface)}), []).append(step)
+            elif kind == "cable":
                 overlay.cable_steps.setdefault(frozenset({(before.ns, before.interface),
                                                           (after.ns, after.interface)}), []).append(step)
             else:
@@ -97,6 +107,9 @@ def _arrow(columns: list[str], start: Hop, end: Hop, packet: Packet) -> str:
     arrow = "──────▶" if b > a else "◀──────"
     label = (f"#{packet.number} {html.escape(end.summary)}<br/><small>{html.escape(end.src)} → "
              f"{html.escape(end.dst)} · {html.escape(start.interface)} → {html.escape(end.interface)}</small>")
+    if end.encapsulated:
+        label += (f"<br/><small>wrapped in UDP {html.escape(str(end.outer_src))} → "
+                  f"{html.escape(str(end.outer_dst))}, VNI {end.vni}</small>")
     cells = "<td></td>" * left
     cells += (f"<td colspan='{right - left + 1}' style='text-align:center;border-left:1px dotted #999;"
               f"border-right:1px dotted #999'>{label}<br/>{arrow}</td>")
