@@ -15,7 +15,7 @@ from .model.errors import (
     WaitingForInput,
 )
 
-__all__ = ["Lab", "expect", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
+__all__ = ["Lab", "expect", "measure", "LabError", "AgentDied", "CommandFailed", "CommandTimeout", "NamespaceNotFound",
            "SandboxUnavailable", "ToolMissing", "WaitingForInput"]
 
 
@@ -27,6 +27,9 @@ def __getattr__(name: str):
     if name == "expect":   # the claims a check can make: expect.reaches(...), expect.route(...)
         from .notebook import checks
         return checks
+    if name == "measure":  # paths to measure: lab.measure([measure.path(...), ...])
+        from .notebook import performance
+        return performance
     raise AttributeError(f"module 'lablib' has no attribute {name!r}")
 
 

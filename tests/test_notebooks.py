@@ -43,6 +43,11 @@ SYLLABUS = {
            r"type vxlan id 42 dstport 4789 dev eth0", r"bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst",
            r"dst 10\.168\.0\.3 self\b(?! permanent)", r"mtu 1450", r"VXLAN 42 \[ICMP echo request",
            r"outer src", r"vni", r"tuntap|mode tap", r"Unknown device type", r"lab\.trace\(", r"plant_fault\("],
+    "11": [r"iperf3 -c", r"ping -c \d+ -i", r"lab\.measure\(", r"loopback", r"veth", r"bridge", r"MASQUERADE",
+           r"DNAT", r"userland proxy", r"VXLAN", r"Gbit/s", r"µs", r"CPU-s/GB", r"\.plot\(\)", r"lab\.predict\("],
+    "12": [r"搭建完整的容器网络环境", r"state DOWN|DOWN\s", r"iptables -P FORWARD DROP",
+           r"IPRoute\(\)", r"NetNS\(", r"netns\.create", r"@lab\.python", r"lab\.call\(", r"lab\.differences\(",
+           r"same as the reference"],
 }
 
 

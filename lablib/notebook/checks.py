@@ -17,7 +17,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from ..model.errors import CommandTimeout, WaitingForInput
+from ..model.errors import CommandTimeout, LabError, WaitingForInput
 from ..model.state import HOST, Snapshot
 from ..views.diagnosis import canonical_ns, command_prefix, describe_ns, diagnose
 from ..views.rules import (
@@ -769,6 +769,63 @@ class neighbour(Claim):
         if self.mac and not entries:
             return Verdict(False, claim, f"there is no entry for {self.address}; ping it first")
         return Verdict(True, claim)
+
+
+class fast(Claim):
+    """From `src`, data reaches `target` at `min_mbit` Mbit/s or more (a one-second iperf3
+    against a server started in `server`, "NS" or "NS:PORT"), and, with `max_latency_us`,
+    a request/response round trip takes no longer than that."""
+
+    def __init__(self, src: str | None, target: str, *, server: str, min_mbit: float = 500.0,
+                 max_latency_us: float | None = None, seconds: float = 1.0):
+        self.src, self.target, self.server = canonical_ns(src), target, server
+        self.min_mbit, self.max_latency_us, self.seconds = min_mbit, max_latency_us, seconds
+
+    def _claim(self) -> str:
+        latency = f" with round trips under {self.max_latency_us:g} µs" if self.max_latency_us else ""
+        return f"{describe_ns(self.src)} sends to {self.target} at {self.min_mbit:g} Mbit/s or more{latency}"
+
+    def measured(self, lab):
+        from .performance import measure_one, path
+        return measure_one(lab, path(f"{self.src} → {self.target}", client=self.src, server=self.server,
+                                     target=self.target), self.seconds, 50)
+
+    def symptom(self, lab) -> str | None:
+        """What a learner would notice, in numbers; None when the path is fast enough."""
+        verdict = self.judge(lab, None)
+        return None if verdict.ok else f"{describe_ns(self.src)} → {self.target}: {verdict.seen}"
+
+    def judge(self, lab, snapshot):
+        claim = self._claim()
+        try:
+            m = self.measured(lab)
+        except LabError as error:
+            return Verdict(False, claim, str(error))
+        seen = f"{m.gbit_per_s * 1000:.0f} Mbit/s, round trip {m.latency_us:.0f} µs"
+        slow = m.gbit_per_s * 1000 < self.min_mbit
+        late = self.max_latency_us is not None and m.latency_us > self.max_latency_us
+        if not (slow or late):
+            return Verdict(True, claim, seen=seen)
+        what = "throughput" if slow else "latency"
+        return Verdict(False, claim, f"measured {seen}: something on the path limits its {what}; look at each "
+                                     "interface it crosses: ip -d link (mtu), tc qdisc show (queues that shape "
+                                     "or delay), iptables -L -v -n", seen=seen)
+
+
+class same_network(Claim):
+    """This lab host's network is the same as `other`'s, object by object (see Lab.differences)."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def judge(self, lab, snapshot):
+        claim = "the network is the same as the reference built by lab.build"
+        found = lab.differences(self.other)
+        if found.empty:
+            return Verdict(True, claim)
+        first = [f"{row['kind']} only in {row['only in']}: {row['object']}" for _, row in found.head(3).iterrows()]
+        return Verdict(False, claim, f"{len(found)} difference(s), such as " + "; ".join(first)
+                       + " (all of them: lab.differences(reference))")
 
 
 def run(lab, exercise: str, claims: tuple[Claim, ...]) -> CheckResult:

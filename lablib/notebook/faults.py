@@ -24,7 +24,16 @@ import shlex
 
 from ..model.errors import LabError
 from ..model.state import HOST, Snapshot
-from .checks import CheckResult, Verdict, neighbour, reaches, resolves, route, sysctl
+from .checks import (
+    CheckResult,
+    Verdict,
+    fast,
+    neighbour,
+    reaches,
+    resolves,
+    route,
+    sysctl,
+)
 
 WRONG_MAC = "02:00:5e:00:00:66"          # a unicast, locally administered MAC nobody has
 WRONG_NAMESERVER = "198.51.100.54"       # in the simulated internet, where nothing answers DNS
@@ -351,8 +360,55 @@ class VxlanVni(_Overlay):
         return [self.device_as_built(self.remotes).judge(self.lab, snapshot), self.tunnel().judge(self.lab, snapshot)]
 
 
+
+
+class RateLimit(Fault):
+    """A token-bucket queue on the probe's interface: every packet waits for tokens."""
+    kind, symptom_needs = "rate_limit", "an expect.fast probe (throughput)"
+
+    def plant(self):
+        self.sh(f"tc qdisc add dev {self.c.dev} root tbf rate 40mbit burst 16kb latency 50ms", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} tc qdisc del dev {self.c.dev} root"]
+
+    def fixed(self, snapshot):
+        return [_no_qdisc(self, "tbf", "a tbf queue (rate limit)")]
+
+
+class PacketLoss(Fault):
+    """A FORWARD rule that drops one TCP packet in ten, at random: pings pass, TCP crawls
+    (every loss costs a retransmission and halves the sending window)."""
+    kind, symptom_needs = "packet_loss", "an expect.fast probe routed or bridged through FORWARD"
+
+    def plant(self):
+        self.sh("iptables -I FORWARD 1 -p tcp -m statistic --mode random --probability 0.1 -j DROP")
+        self.saved["rule"] = next(line for line in self.sh("iptables -S FORWARD").splitlines()
+                                  if "--mode random" in line)
+
+    def allowed_removals(self):
+        return {(HOST, "filter", "FORWARD", self.saved["rule"])}
+
+    def repair(self) -> list[str]:
+        return [f"iptables {self.saved['rule'].replace('-A ', '-D ', 1)}"]
+
+    def fixed(self, snapshot):
+        present = any("--mode random" in r.rule for r in snapshot.namespaces[HOST].rules
+                      if r.table == "filter" and r.chain == "FORWARD")
+        return [Verdict(not present, "no FORWARD rule drops packets at random",
+                        "a FORWARD rule still drops some packets: watch its counter with iptables -L FORWARD -v -n")]
+
+
+def _no_qdisc(fault: Fault, qdisc: str, what: str) -> Verdict:
+    shown = fault.sh(f"tc qdisc show dev {fault.c.dev}", fault.c.ns)
+    there = re.search(rf"^qdisc {qdisc}\b", shown, re.M) is not None
+    return Verdict(not there, f"{fault.c.dev} in {fault.c.ns} has no {qdisc} queue",
+                   f"{what} is still on {fault.c.dev}: see tc qdisc show dev {fault.c.dev} in {fault.c.ns}")
+
+
 KINDS = {cls.kind: cls for cls in (LoDown, DefaultRoute, IpForward, Masquerade, ForwardDrop, ResolvConf,
-                                   StaleArp, Hairpin, VxlanMtu, VxlanFdb, VxlanVni)}
+                                   StaleArp, Hairpin, VxlanMtu, VxlanFdb, VxlanVni,
+                                   RateLimit, PacketLoss)}
 
 
 def choose(exercise: str, among: list[str], seed: str | None = None) -> tuple[str, str]:
@@ -375,8 +431,9 @@ class PlantedFault:
         unknown = [kind for kind in among if kind not in KINDS]
         if unknown:
             raise LabError(f"unknown fault {unknown[0]!r}; choose among: {', '.join(KINDS)}")
-        if not isinstance(probe, reaches) or type(probe).__name__ != "reaches":
-            raise LabError("probe= must be an expect.reaches(...) that works before the fault is planted")
+        if not isinstance(probe, (reaches, fast)) or type(probe).__name__ not in ("reaches", "fast"):
+            raise LabError("probe= must be an expect.reaches(...) or expect.fast(...) that works before "
+                           "the fault is planted")
         self.lab, self.exercise, self.probe = lab, exercise, probe
         self.kind, self.seed = choose(exercise, list(among), seed)
         # A probe from the outside world (world:client) needs the world's namespaces read too.
@@ -403,6 +460,8 @@ class PlantedFault:
         return self._fault.repair()
 
     def _symptom(self) -> str | None:
+        if isinstance(self.probe, fast):
+            return self.probe.symptom(self.lab)
         command, _ = self.probe._command()
         from .checks import _probe
         result = _probe(self.lab, command, self.probe.src, self.probe.timeout + 5)
@@ -422,6 +481,8 @@ class PlantedFault:
             # The probe's own hint would name the fault: say only that the symptom remains.
             still = self._symptom() or "it failed once, then worked: run the check again"
             verdicts = [Verdict(False, probe.claim, f"still broken: {still}")]
+            # A workaround or a change elsewhere is worth naming even while the symptom stays.
+            verdicts += [v for v in self._no_workaround(snapshot) if not v.ok]
         else:
             # Named alike for every kind: the notebook's output must not tell one learner's
             # fault from another's (the hint does, once the probe works).
@@ -457,6 +518,13 @@ class PlantedFault:
             if remade:
                 return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
                                               "network instead of finding what was wrong with it")]
+            for link in namespace.links:
+                current = new[ns].link(link.name)
+                if current is not None and link.mtu and current.mtu and current.mtu != link.mtu:
+                    return [Verdict(False, claim, f"{link.name} in {ns}: its mtu was changed from {link.mtu} to "
+                                                  f"{current.mtu}, which was not the fault; put it back: "
+                                                  f"{'' if ns == HOST else f'ip netns exec {ns} '}ip link set "
+                                                  f"{link.name} mtu {link.mtu}")]
         allowed = self._fault.allowed_removals()
         for ns, namespace in old.items():
             now = {(r.table, r.chain, r.rule) for r in new[ns].rules}

@@ -27,6 +27,8 @@ class Lab:
         self._after_command: list[Callable[[], None]] = []
         self._last_drawn: Snapshot | None = None
         self._live = None
+        from .inside_python import PythonFunctions
+        self._python = PythonFunctions()
         self._sandbox = Sandbox()
         from . import magics
         magics.adopt(self)
@@ -215,6 +217,31 @@ class Lab:
         """
         from .checks import run
         return run(self, exercise, claims)
+
+    def differences(self, other: "Lab", kinds: tuple[str, ...] = ("links", "addrs", "routes", "rules")):
+        """What differs between this lab host's network and `other`'s (interfaces, IPv4
+        addresses, routes, firewall rules): a DataFrame, empty when they are the same."""
+        from ..views.network_diff import differences
+        return differences({kind: self.table(kind) for kind in kinds}, {kind: other.table(kind) for kind in kinds})
+
+    def python(self, function):
+        """Decorator: keep a Python function to run inside the lab host (where pyroute2 can
+        reach its namespaces); call it with `lab.call(name, *args)`."""
+        return self._python.keep(function)
+
+    def call(self, name: str, *args, timeout: float | None = None, **kwargs):
+        """Run the `@lab.python` function `name` inside the lab host, in a fresh python3 that
+        has every kept function, and return its (JSON-able) value; what it prints is shown."""
+        return self._python.call(self, name, args, kwargs, timeout or self.timeout)
+
+    def measure(self, paths: list, *, seconds: float = 1.0, round_trips: int = 500):
+        """Measure each path's TCP throughput (iperf3), request/response latency and the
+        CPU time spent per GB moved; returns a table that can also `.plot()`.
+
+            lab.measure([measure.path("bridge", client="c1", server="c2", target="10.0.0.3")])
+        """
+        from .performance import measure
+        return measure(self, paths, seconds=seconds, round_trips=round_trips)
 
     def predict(self, exercise: str, question: str, *, choices: dict[str, str] | None = None,
                 answer: str | None = None):
