@@ -249,6 +249,53 @@ class ForwardDrop(Fault):
                 "counter moves when you retry?",
                 "The fix: " + " && ".join(self.repair())]
 
+class ForwardAccepts(Fault):
+    """FORWARD's policy DROP with the bridge's accepts gone (as when a firewall script
+    flushes FORWARD, or Docker's ip_forward switch sets DROP on a host that had no rules):
+    nothing from or to the containers is forwarded."""
+    kind, symptom_needs = "forward_accepts", "a probe routed by the lab host, with FORWARD policy DROP and accepts for the bridge"
+
+    def plant(self):
+        policy = self.sh("iptables -S FORWARD").splitlines()
+        if "-P FORWARD DROP" not in policy:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        bridge = self.c.bridge
+        mine = [line for line in policy if line.startswith("-A FORWARD") and "-j ACCEPT" in line
+                and (f"-i {bridge} " in line or f"-o {bridge} " in line)]
+        if not mine:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        self.saved["rules"] = mine
+        for line in mine:
+            self.sh(f"iptables {line.replace('-A ', '-D ', 1)}")
+
+    def repair(self) -> list[str]:
+        return [f"iptables {line}" for line in self.saved["rules"]]
+
+    def fixed(self, snapshot):
+        from ..views.rules import parse_rule
+        rules = [parse_rule(r.rule) for r in snapshot.namespaces[HOST].rules
+                 if r.table == "filter" and r.chain == "FORWARD" and r.source == "iptables"
+                 and not r.rule.startswith("policy")]
+        accepts = [r for r in rules if r.target == "ACCEPT"]
+
+        def names(rule, key):
+            match = rule.matches.get(key)
+            return match is not None and match.value == self.c.bridge and not match.negated
+        out = any(names(r, "in") for r in accepts)
+        back = any(names(r, "out") for r in accepts)
+        return [Verdict(out and back, f"FORWARD accepts what leaves {self.c.bridge} and what comes back to it "
+                        "(the policy stays DROP)",
+                        f"FORWARD has no accept {'-i' if not out else '-o'} {self.c.bridge}: "
+                        "compare with iptables -S FORWARD on a Docker host (notebook 04)")]
+
+    def hints(self):
+        return [f"The request reaches br0 (tcpdump -i {self.c.bridge} -n) and never eth0: look at the host's "
+                "FORWARD chain, its policy and counters: iptables -L FORWARD -v -n.",
+                "The host's filter table, FORWARD: the policy is DROP, and which rules let the containers' "
+                "traffic through?",
+                "The fix: " + " && ".join(self.repair())]
+
+
 class ResolvConf(Fault):
     kind, symptom_needs = "resolv_conf", "a probe by name (http://example.com/)"
 
@@ -625,7 +672,7 @@ def _no_qdisc(fault: Fault, qdisc: str, what: str) -> Verdict:
 
 
 KINDS = {cls.kind: cls for cls in (LoDown, DefaultRoute, IpForward, Masquerade, ForwardDrop, ResolvConf,
-                                   StaleArp, Hairpin, LoopbackOnly, RpFilter, MtuMismatch, VxlanMtu, VxlanFdb,
+                                   StaleArp, Hairpin, ForwardAccepts, LoopbackOnly, RpFilter, MtuMismatch, VxlanMtu, VxlanFdb,
                                    VxlanVni, RateLimit, PacketLoss)}
 
 
@@ -843,14 +890,18 @@ class FaultHunts:
         self.kinds = sorted(probes, key=rank.get)[:count]
         self.faults: list[PlantedFault] = []
 
-    def next(self) -> PlantedFault:
-        """Plant the next fault of the set (the previous one must be fixed first)."""
+    def next(self, exercise: str | None = None) -> PlantedFault:
+        """Plant the next fault of the set (the previous one must be fixed first).
+        `exercise` names it ("10-3.2"), as the notebook's cell says which round it is."""
         if len(self.faults) == self.count:
             raise LabError(f"{self.exercise}: all {self.count} faults were planted; that was the last")
         if self.faults and not (self.faults[-1].result and self.faults[-1].result.passed):
             raise LabError(f"{self.faults[-1].exercise} is not solved yet: fix it and run its check "
                            "(fault.check()) before the next one")
-        exercise = f"{self.exercise}.{len(self.faults) + 1}"
+        expected = f"{self.exercise}.{len(self.faults) + 1}"
+        if exercise is not None and exercise != expected:
+            raise LabError(f"the next fault of {self.exercise} is {expected}, not {exercise}: run the cells in order")
+        exercise = expected
         kind = self.kinds[len(self.faults)]
         forced, _ = choose(exercise, list(self.probes), self.seed) if os.environ.get("LABLIB_FAULT") else (kind, None)
         fault = PlantedFault(self.lab, exercise, [forced], self.probes[forced], self.seed)
