@@ -69,7 +69,7 @@ def test_a_smaller_mtu_on_one_veth_kills_full_size_frames_only(net, monkeypatch)
     assert fault.check().passed
 
 
-def test_a_challenge_set_draws_per_learner_and_records_hints(net, monkeypatch, tmp_path):
+def test_a_challenge_set_draws_per_learner_and_records_hints(net, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LABLIB_FAULT", raising=False)
     probes = {"ip_forward": expect.reaches("c2", "http://example.com/"),
@@ -95,3 +95,8 @@ def test_a_challenge_set_draws_per_learner_and_records_hints(net, monkeypatch, t
     table = fault_hunts([str(tmp_path)])
     row = table[table["exercise"] == "t-10d.1"].iloc[0]
     assert (row["fault"], row["hints"], row["solved"]) == (alice.kinds[0], 3, "✅")
+    from lablib.__main__ import main
+    capsys.readouterr()
+    assert main(["progress", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "fault hunts" in printed and alice.kinds[0] in printed and "t-10d.2" in printed

@@ -254,7 +254,7 @@ class Lab:
     def plant_fault(self, exercise: str, *, among: list[str], probe, seed: str | None = None):
         """Break the working network in one way, chosen for this learner from `among`
         (lo_down, default_route, ip_forward, masquerade, forward_drop, resolv_conf, arp,
-        hairpin, loopback_only, rp_filter, mtu; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
+        hairpin, forward_accepts, loopback_only, rp_filter, mtu; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
         only the symptom; `fault.check()` judges the fix. See notebook/faults.py."""
         from .faults import PlantedFault
         return PlantedFault(self, exercise, list(among), probe, seed)
