@@ -27,9 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         from .cli.shell import run
         return run()
     if args.command == "progress":
-        from .course.progress import collect
+        from .course.progress import collect, fault_hunts
         table = collect(args.paths)
         print(table.to_string() if not table.empty else "no exercise results found there")
+        hunts = fault_hunts(args.paths)
+        if not hunts.empty:
+            print("\nfault hunts (from progress files): the fault each learner got, hints used, solved")
+            print(hunts.to_string(index=False))
         return 0
     if args.command == "student-edition":
         from pathlib import Path

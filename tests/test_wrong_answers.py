@@ -37,7 +37,7 @@ CORPUS = ROOT / "tests" / "wrong_answers"
 MINIMUM = 3
 EXERCISE_ID = re.compile(r"""lab\.check\(\s*["'](\S+)""")
 # A prediction or a fault hunt is named where it is made; its check cell only observes.
-SETUP_ID = re.compile(r"""lab\.(predict|plant_fault)\(\s*["'](\S+)""")
+SETUP_ID = re.compile(r"""(?:lab|hunts)\.(predict|plant_fault|next)\(\s*["']([^\s"']+)""")
 
 
 def corpus() -> dict[str, dict]:

@@ -95,3 +95,31 @@ def collect(paths: list[str]):
     # An exercise counts as passed if any attempt passed.
     best = frame.groupby(["user", "exercise"])["passed"].max().unstack("exercise")
     return best.apply(lambda column: column.map(lambda v: "" if pd.isna(v) else ("✅" if v else "❌")))
+
+
+def fault_hunts(paths: list[str]):
+    """Every learner's fault hunts from their progress files: one row per learner and hunt,
+    with the fault's kind, the hints they asked for, and whether they solved it."""
+    import pandas as pd
+    hunts: dict[tuple[str, str], dict] = {}
+    for given in map(Path, paths):
+        files = [given] if given.is_file() else sorted(given.rglob(PROGRESS_FILE))
+        for path in files:
+            if path.suffix == ".ipynb":
+                continue
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if "fault" not in entry:      # a check of a fault hunt carries the fault's kind
+                    continue
+                user = entry.get("user") or _owner(path)
+                row = hunts.setdefault((user, entry["exercise"]), {"user": user, "exercise": entry["exercise"],
+                                                                   "fault": "", "hints": 0, "solved": "❌"})
+                row["fault"] = entry.get("fault", row["fault"])
+                row["hints"] = max(row["hints"], int(entry.get("hints", 0) or 0))
+                if entry.get("kind") not in ("fault-planted", "fault-hint") and entry.get("passed"):
+                    row["solved"] = "✅"
+    return pd.DataFrame(sorted(hunts.values(), key=lambda r: (r["user"], r["exercise"])),
+                        columns=["user", "exercise", "fault", "hints", "solved"])

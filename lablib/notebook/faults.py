@@ -63,7 +63,6 @@ class Fault:
     """One kind of fault: how to plant it, and what 'fixed' means for it."""
     kind = ""
     symptom_needs = ""      # what kind of probe it breaks (for the author's error message)
-    mtu_is_the_fix = False  # the repair changes an MTU (so an MTU change is no workaround)
 
     def __init__(self, lab, context: Context):
         self.lab, self.c = lab, context
@@ -88,8 +87,23 @@ class Fault:
         """Links (ns, name) the fix may delete and make again (what cannot be changed in place)."""
         return set()
 
+    def allowed_mtu(self) -> set[tuple[str, str]]:
+        """Links (ns, name) whose MTU the fix may change (the planted one, and a bridge
+        whose MTU follows its ports)."""
+        return set()
+
+    def hints(self) -> list[str]:
+        """Three hints, each giving more away: where to look, which layer, the fix."""
+        return ["Follow the symptom's packet hop by hop: the container first (ip -br addr, ip route), then "
+                "its bridge, then the host's rules (iptables -L -v -n) and its uplink.",
+                "Compare what you see with a network that works (notebooks 03 to 07).",
+                "The fix: " + " && ".join(self.repair())]
+
     def sh(self, command: str, ns: str | None = None) -> str:
         return self.lab.sh(command, ns=None if ns in (None, HOST) else ns).stdout
+
+    def _in(self, ns: str) -> str:
+        return "" if ns in (None, HOST) else f"ip netns exec {ns} "
 
 
 class LoDown(Fault):
@@ -105,6 +119,13 @@ class LoDown(Fault):
         from .checks import interface
         return [interface(self.c.ns, "lo", up=True).judge(self.lab, snapshot)]
 
+
+    def hints(self):
+        return [f"The request never leaves {self.c.ns}: look at {self.c.ns}'s own interfaces "
+                f"(nsenter -n -t PID ip -br link, or ip netns exec {self.c.ns} ip -br link).",
+                "Layer 2 inside the container: the loopback interface, which carries 127.0.0.1 and the "
+                "container's traffic to itself.",
+                "The fix: " + " && ".join(self.repair())]
 
 class DefaultRoute(Fault):
     kind, symptom_needs = "default_route", "a probe that leaves the namespace's subnet"
@@ -122,6 +143,13 @@ class DefaultRoute(Fault):
         return [route(self.c.ns, "default", via=self.c.gateway).judge(self.lab, snapshot)]
 
 
+    def hints(self):
+        return [f"Start inside {self.c.ns}: ip route, and does a ping to {self.c.gateway} (the bridge) work? "
+                f"tcpdump -i {self.c.bridge} -n: where do its packets go?",
+                f"Layer 3 in the container: its routing table sends traffic that leaves the subnet to a "
+                f"gateway — is that {self.c.gateway}, the bridge's address?",
+                "The fix: " + " && ".join(self.repair())]
+
 class IpForward(Fault):
     kind, symptom_needs = "ip_forward", "a probe routed by the lab host"
 
@@ -134,6 +162,13 @@ class IpForward(Fault):
     def fixed(self, snapshot):
         return [sysctl("net.ipv4.ip_forward", "1").judge(self.lab, snapshot)]
 
+
+    def hints(self):
+        return [f"Container ↔ bridge works (ping {self.c.gateway} from {self.c.ns}); so look at the host, "
+                f"between {self.c.bridge} and eth0: tcpdump -i {self.c.bridge} -n icmp, then tcpdump -i eth0 -n icmp.",
+                "Layer 3 on the host: the packet reaches the host and is not routed on — the host "
+                "does not act as a router (cat /proc/sys/net/ipv4/ip_forward).",
+                "The fix: " + " && ".join(self.repair())]
 
 class Masquerade(Fault):
     kind, symptom_needs = "masquerade", "a probe to the outside world, with a MASQUERADE for the subnet"
@@ -179,6 +214,13 @@ class Masquerade(Fault):
                         "compare with: iptables -t nat -S POSTROUTING")]
 
 
+    def hints(self):
+        return ["The packet does leave: tcpdump -i eth0 -n — which source address does it carry out? "
+                "Could the far end answer that address?",
+                "Layer 3, the host's nat table: the source address of packets leaving eth0 "
+                "(iptables -t nat -L POSTROUTING -v -n).",
+                "The fix: " + " && ".join(self.repair())]
+
 class ForwardDrop(Fault):
     kind, symptom_needs = "forward_drop", "a probe routed by the lab host's FORWARD chain"
 
@@ -200,6 +242,60 @@ class ForwardDrop(Fault):
                         "a FORWARD rule still drops them: find it with iptables -L FORWARD -v -n --line-numbers")]
 
 
+    def hints(self):
+        return [f"tcpdump -i {self.c.bridge} -n shows the request reaching the bridge, tcpdump -i eth0 -n "
+                "shows nothing leaving: something between them on the host decides against it.",
+                "The host's filter table, FORWARD chain: iptables -L FORWARD -v -n --line-numbers — which "
+                "counter moves when you retry?",
+                "The fix: " + " && ".join(self.repair())]
+
+class ForwardAccepts(Fault):
+    """FORWARD's policy DROP with the bridge's accepts gone (as when a firewall script
+    flushes FORWARD, or Docker's ip_forward switch sets DROP on a host that had no rules):
+    nothing from or to the containers is forwarded."""
+    kind, symptom_needs = "forward_accepts", "a probe routed by the lab host, with FORWARD policy DROP and accepts for the bridge"
+
+    def plant(self):
+        policy = self.sh("iptables -S FORWARD").splitlines()
+        if "-P FORWARD DROP" not in policy:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        bridge = self.c.bridge
+        mine = [line for line in policy if line.startswith("-A FORWARD") and "-j ACCEPT" in line
+                and (f"-i {bridge} " in line or f"-o {bridge} " in line)]
+        if not mine:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        self.saved["rules"] = mine
+        for line in mine:
+            self.sh(f"iptables {line.replace('-A ', '-D ', 1)}")
+
+    def repair(self) -> list[str]:
+        return [f"iptables {line}" for line in self.saved["rules"]]
+
+    def fixed(self, snapshot):
+        from ..views.rules import parse_rule
+        rules = [parse_rule(r.rule) for r in snapshot.namespaces[HOST].rules
+                 if r.table == "filter" and r.chain == "FORWARD" and r.source == "iptables"
+                 and not r.rule.startswith("policy")]
+        accepts = [r for r in rules if r.target == "ACCEPT"]
+
+        def names(rule, key):
+            match = rule.matches.get(key)
+            return match is not None and match.value == self.c.bridge and not match.negated
+        out = any(names(r, "in") for r in accepts)
+        back = any(names(r, "out") for r in accepts)
+        return [Verdict(out and back, f"FORWARD accepts what leaves {self.c.bridge} and what comes back to it "
+                        "(the policy stays DROP)",
+                        f"FORWARD has no accept {'-i' if not out else '-o'} {self.c.bridge}: "
+                        "compare with iptables -S FORWARD on a Docker host (notebook 04)")]
+
+    def hints(self):
+        return [f"The request reaches br0 (tcpdump -i {self.c.bridge} -n) and never eth0: look at the host's "
+                "FORWARD chain, its policy and counters: iptables -L FORWARD -v -n.",
+                "The host's filter table, FORWARD: the policy is DROP, and which rules let the containers' "
+                "traffic through?",
+                "The fix: " + " && ".join(self.repair())]
+
+
 class ResolvConf(Fault):
     kind, symptom_needs = "resolv_conf", "a probe by name (http://example.com/)"
 
@@ -216,6 +312,13 @@ class ResolvConf(Fault):
         return [resolves(self.c.ns, name, dns=True).judge(self.lab, snapshot)]
 
 
+    def hints(self):
+        return [f"Does it work by address? Try the IP instead of the name from {self.c.ns}; then ask "
+                "who answers names: getent hosts / dig, and tcpdump -n port 53.",
+                f"Names, not packets: the resolver configuration {self.c.ns} sees "
+                f"(/etc/netns/{self.c.ns}/resolv.conf, which ip netns exec mounts over /etc/resolv.conf).",
+                "The fix: " + " && ".join(self.repair())]
+
 class StaleArp(Fault):
     kind, symptom_needs = "arp", "a probe through the namespace's gateway"
 
@@ -228,6 +331,11 @@ class StaleArp(Fault):
     def fixed(self, snapshot):
         return [neighbour(self.c.ns, self.c.gateway).judge(self.lab, snapshot)]
 
+
+    def hints(self):
+        return [f"tcpdump -i {self.c.bridge} -n -e: which destination MAC do {self.c.ns}'s packets carry?",
+                f"Layer 2 in the container: its neighbour table (ip neigh) maps {self.c.gateway} to a MAC.",
+                "The fix: " + " && ".join(self.repair())]
 
 class Hairpin(Fault):
     kind, symptom_needs = "hairpin", "a container reaching its own published port"
@@ -245,48 +353,160 @@ class Hairpin(Fault):
                         f"{self.c.host_port}'s hairpin mode is off: see bridge -d link show dev {self.c.host_port}")]
 
 
-class RateLimit(Fault):
-    """A token-bucket queue on the probe's interface: every packet waits for tokens."""
-    kind, symptom_needs = "rate_limit", "an expect.fast probe (throughput)"
+    def hints(self):
+        return [f"Other clients reach the published port; only {self.c.ns} calling itself through it fails. "
+                f"tcpdump -i {self.c.host_port} -n -e: does the DNATed packet go back out the port it came in by?",
+                "Layer 2, the bridge: a bridge never sends a frame back out the port it arrived on, unless "
+                "that port is in hairpin mode (bridge -d link show).",
+                "The fix: " + " && ".join(self.repair())]
+
+def _target(probe) -> tuple[str, int]:
+    """The address and TCP port a reaches-probe asks for (http://IP[:PORT]/ or IP:PORT)."""
+    from urllib.parse import urlsplit
+    target = probe.target if "//" in probe.target else f"tcp://{probe.target}"
+    parts = urlsplit(target)
+    return parts.hostname, parts.port or 80
+
+
+def _owner(snapshot: Snapshot, address: str) -> str | None:
+    """The namespace holding `address` on one of its links."""
+    return next((ns.name for ns in snapshot.namespaces.values()
+                 if any(a.split("/")[0] == address for link in ns.links for a in link.addresses)), None)
+
+
+class LoopbackOnly(Fault):
+    """The server listens on 127.0.0.1 only: it runs, `ss -ltn` shows it, and nothing from
+    outside its namespace reaches it. The fix rebinds it; a DNAT to 127.0.0.1 is a hack."""
+    kind, symptom_needs = "loopback_only", "a probe from another namespace to a server's http://IP:PORT/"
 
     def plant(self):
-        self.sh(f"tc qdisc add dev {self.c.dev} root tbf rate 40mbit burst 16kb latency 50ms", self.c.ns)
+        self.address, self.port = _target(self.c.probe)
+        self.server = _owner(self.lab.snapshot(kinds={"links"}), self.address)
+        if self.server is None or self.server == self.c.ns:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        self.sh(f"kill $(ss -ltnpH 'sport = :{self.port}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)", self.server)
+        self.lab.spawn(f"python3 -m http.server {self.port} --bind 127.0.0.1", ns=self.server,
+                       name=f"{self.server}-web-loopback", ready_port=self.port)
 
     def repair(self) -> list[str]:
-        return [f"ip netns exec {self.c.ns} tc qdisc del dev {self.c.dev} root"]
+        run = self._in(self.server)
+        return [f"{run}sh -c 'kill $(ss -ltnpH sport = :{self.port} | grep -o \"pid=[0-9]*\" | cut -d= -f2)'",
+                f"{run}sh -c 'python3 -m http.server {self.port} >/dev/null 2>&1 &'",
+                f"for i in $(seq 50); do {run}ss -ltnH 'sport = :{self.port}' | grep -q '0.0.0.0\\|\\*' "
+                "&& break; sleep 0.1; done"]
+
+    def listeners(self) -> list[str]:
+        lines = self.sh(f"ss -ltnH 'sport = :{self.port}'", self.server).splitlines()
+        return [line.split()[3].rsplit(":", 1)[0] for line in lines if len(line.split()) > 3]
 
     def fixed(self, snapshot):
-        return [_no_qdisc(self, "tbf", "a tbf queue (rate limit)")]
+        bound = self.listeners()
+        reachable = [b for b in bound if b in ("0.0.0.0", "*", "[::]", self.address)]
+        verdicts = [Verdict(bool(reachable), f"the server in {self.server} listens on {self.address}:{self.port} "
+                            "(or on every address)",
+                            f"it listens on {', '.join(bound) or 'nothing'} only: restart it bound to 0.0.0.0")]
+        nat = [r.rule for ns in (self.server, HOST) for r in snapshot.namespaces[ns].rules
+               if r.table == "nat" and ("127.0.0.1" in r.rule or "REDIRECT" in r.rule)]
+        localnet = self.sh("sysctl -n net.ipv4.conf.all.route_localnet", self.server).strip()
+        verdicts.append(Verdict(not nat and localnet != "1", "no DNAT or REDIRECT to 127.0.0.1 (and route_localnet off)",
+                                f"`{nat[0]}` redirects to the loopback address: that hides a server bound to the "
+                                "wrong address; delete it and rebind the server" if nat else
+                                "route_localnet is 1: set it back to 0 and rebind the server instead"))
+        return verdicts
+
+    def hints(self):
+        return [f"Is anything listening? Find the server's process (ps, ip netns pids {self.server}), enter its "
+                f"network namespace (nsenter -n -t PID) and run ss -ltnp: on which address and port?",
+                "Layer 4, the socket: a server bound to 127.0.0.1 accepts only connections made inside its own "
+                "namespace; packets to its eth0 address are answered with a reset (tcpdump -i br0 -n port "
+                f"{self.port}).",
+                "The fix: restart the server bound to every address (or its eth0 address), not a DNAT to "
+                "127.0.0.1: " + " && ".join(self.repair()[:2])]
 
 
-class PacketLoss(Fault):
-    """A FORWARD rule that drops one TCP packet in ten, at random: pings pass, TCP crawls
-    (every loss costs a retransmission and halves the sending window)."""
-    kind, symptom_needs = "packet_loss", "an expect.fast probe routed or bridged through FORWARD"
+class RpFilter(Fault):
+    """Strict reverse-path filtering in the server's namespace, which also has a second link
+    (a monitoring link to the host) and a route back to the client through it: requests
+    come in by eth0, the kernel would answer by eth1, so strict mode drops the requests.
+    The route is part of the design (traffic to the client goes by the monitoring link);
+    the fix is loose mode (rp_filter=2), as most distributions set."""
+    kind, symptom_needs = "rp_filter", "a probe from one container to another's server on the same bridge"
 
     def plant(self):
-        self.sh("iptables -I FORWARD 1 -p tcp -m statistic --mode random --probability 0.1 -j DROP")
-        self.saved["rule"] = next(line for line in self.sh("iptables -S FORWARD").splitlines()
-                                  if "--mode random" in line)
-
-    def allowed_removals(self):
-        return {(HOST, "filter", "FORWARD", self.saved["rule"])}
+        self.address, self.port = _target(self.c.probe)
+        snapshot = self.lab.snapshot(kinds={"links"})
+        self.server = _owner(snapshot, self.address)
+        if self.server is None or self.server == self.c.ns or self.c.address is None:
+            raise LabError(f"fault {self.kind} needs {self.symptom_needs}")
+        client = str(ipaddress.ip_interface(self.c.address).ip)
+        host_end = f"mon-{self.server}"[:15]
+        run = self._in(self.server)
+        self.saved.update(client=client, host_end=host_end)
+        for command in (f"ip link add {host_end} type veth peer name eth1 netns {self.server}",
+                        f"ip addr add 10.0.99.1/30 dev {host_end}", f"ip link set {host_end} up",
+                        f"{run}ip addr add 10.0.99.2/30 dev eth1", f"{run}ip link set eth1 up",
+                        f"{run}ip route add {client}/32 via 10.0.99.1 dev eth1",
+                        f"iptables -I FORWARD -i {host_end} -j ACCEPT",
+                        f"{run}sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.eth0.rp_filter=1"):
+            self.sh(command)
 
     def repair(self) -> list[str]:
-        return [f"iptables {self.saved['rule'].replace('-A ', '-D ', 1)}"]
+        return [f"{self._in(self.server)}sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2"]
 
     def fixed(self, snapshot):
-        present = any("--mode random" in r.rule for r in snapshot.namespaces[HOST].rules
-                      if r.table == "filter" and r.chain == "FORWARD")
-        return [Verdict(not present, "no FORWARD rule drops packets at random",
-                        "a FORWARD rule still drops some packets: watch its counter with iptables -L FORWARD -v -n")]
+        values = self.sh("sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter", self.server).split()
+        effective = max(int(v) for v in values)     # the kernel uses the larger of all and the interface
+        routes = [r for r in snapshot.namespaces[self.server].routes
+                  if r.dst in (self.saved["client"], f"{self.saved['client']}/32")]
+        return [Verdict(effective != 1, f"reverse-path filtering on {self.server}'s eth0 is not strict "
+                        "(rp_filter 2, loose, or 0)",
+                        f"net.ipv4.conf.all.rp_filter and .eth0.rp_filter are {' and '.join(values)}: the larger, "
+                        f"{effective}, is strict"),
+                Verdict(bool(routes) and routes[0].dev == "eth1",
+                        f"the route to {self.saved['client']} by the monitoring link eth1 is kept",
+                        f"the route to {self.saved['client']} via 10.0.99.1 dev eth1 is part of the design: put it "
+                        f"back ({self._in(self.server)}ip route add {self.saved['client']}/32 via 10.0.99.1 dev eth1)")]
+
+    def hints(self):
+        return [f"tcpdump -i eth0 -n port {self.port} inside {self.server} (nsenter -n -t PID): the SYNs arrive, "
+                f"and no answer leaves. Look at {self.server}'s routes back to the client: ip route get "
+                f"{self.saved['client']}.",
+                "Layer 3, the receiving kernel's reverse-path filter: a packet whose source it would not route "
+                "back out the interface it came in by is dropped (nstat -az TcpExtIPReversePathFilter; "
+                "sysctl net.ipv4.conf.all.rp_filter).",
+                "The fix (keep the route, it is by design): " + " && ".join(self.repair())]
 
 
-def _no_qdisc(fault: Fault, qdisc: str, what: str) -> Verdict:
-    shown = fault.sh(f"tc qdisc show dev {fault.c.dev}", fault.c.ns)
-    there = re.search(rf"^qdisc {qdisc}\b", shown, re.M) is not None
-    return Verdict(not there, f"{fault.c.dev} in {fault.c.ns} has no {qdisc} queue",
-                   f"{what} is still on {fault.c.dev}: see tc qdisc show dev {fault.c.dev} in {fault.c.ns}")
+class MtuMismatch(Fault):
+    """One veth end with a smaller MTU than the rest of the bridge network: small packets
+    pass, full-size frames are dropped silently where they enter it."""
+    kind, symptom_needs = "mtu", "a full-size ping (reaches(..., size=1472)) across the bridge"
+
+    def plant(self):
+        link = self.lab.snapshot(kinds={"links"}).link(HOST, self.c.host_port)
+        self.saved["mtu"] = link.mtu
+        self.sh(f"ip link set {self.c.host_port} mtu {link.mtu - 100}")
+
+    def repair(self) -> list[str]:
+        return [f"ip link set {self.c.host_port} mtu {self.saved['mtu']}"]
+
+    def allowed_mtu(self):
+        return {(HOST, self.c.host_port), (HOST, self.c.bridge)}
+
+    def fixed(self, snapshot):
+        port = snapshot.link(HOST, self.c.host_port).mtu
+        inside = snapshot.link(self.c.ns, self.c.dev).mtu
+        return [Verdict(port == inside == self.saved["mtu"],
+                        f"{self.c.host_port} and {self.c.ns}'s {self.c.dev} have the network's MTU, {self.saved['mtu']}",
+                        f"{self.c.host_port} has MTU {port} and {self.c.dev} in {self.c.ns} {inside}: "
+                        "a frame bigger than the receiving end's MTU is dropped")]
+
+    def hints(self):
+        return ["Small pings pass, full-size ones die: compare ping -s 56 with ping -s 1472 (and -M do). "
+                f"Then look at every interface on the way: ip link show | grep mtu, in {self.c.ns} and on the host.",
+                f"Layer 2, the MTU: a frame larger than the MTU of the interface receiving it is dropped, "
+                f"without an ICMP error. One end of {self.c.ns}'s cable disagrees with the other.",
+                "The fix: " + " && ".join(self.repair())]
 
 
 class _Overlay(Fault):
@@ -353,7 +573,6 @@ class _Overlay(Fault):
 
 
 class VxlanMtu(_Overlay):
-    mtu_is_the_fix = True
     kind = "vxlan_mtu"
 
     def plant(self):
@@ -363,6 +582,9 @@ class VxlanMtu(_Overlay):
 
     def repair(self) -> list[str]:
         return [f"ip netns exec {self.c.ns} ip link set eth0 mtu {self.saved['mtu']}"]
+
+    def allowed_mtu(self):
+        return {(self.c.ns, "eth0")}     # the fix is an MTU change
 
     def fixed(self, snapshot):
         limit = self.underlay.mtu - 50
@@ -406,6 +628,52 @@ class VxlanVni(_Overlay):
         return [self.device_as_built(self.remotes).judge(self.lab, snapshot), self.tunnel().judge(self.lab, snapshot)]
 
 
+
+
+class RateLimit(Fault):
+    """A token-bucket queue on the probe's interface: every packet waits for tokens."""
+    kind, symptom_needs = "rate_limit", "an expect.fast probe (throughput)"
+
+    def plant(self):
+        self.sh(f"tc qdisc add dev {self.c.dev} root tbf rate 40mbit burst 16kb latency 50ms", self.c.ns)
+
+    def repair(self) -> list[str]:
+        return [f"ip netns exec {self.c.ns} tc qdisc del dev {self.c.dev} root"]
+
+    def fixed(self, snapshot):
+        return [_no_qdisc(self, "tbf", "a tbf queue (rate limit)")]
+
+
+class PacketLoss(Fault):
+    """A FORWARD rule that drops one TCP packet in ten, at random: pings pass, TCP crawls
+    (every loss costs a retransmission and halves the sending window)."""
+    kind, symptom_needs = "packet_loss", "an expect.fast probe routed or bridged through FORWARD"
+
+    def plant(self):
+        self.sh("iptables -I FORWARD 1 -p tcp -m statistic --mode random --probability 0.1 -j DROP")
+        self.saved["rule"] = next(line for line in self.sh("iptables -S FORWARD").splitlines()
+                                  if "--mode random" in line)
+
+    def allowed_removals(self):
+        return {(HOST, "filter", "FORWARD", self.saved["rule"])}
+
+    def repair(self) -> list[str]:
+        return [f"iptables {self.saved['rule'].replace('-A ', '-D ', 1)}"]
+
+    def fixed(self, snapshot):
+        present = any("--mode random" in r.rule for r in snapshot.namespaces[HOST].rules
+                      if r.table == "filter" and r.chain == "FORWARD")
+        return [Verdict(not present, "no FORWARD rule drops packets at random",
+                        "a FORWARD rule still drops some packets: watch its counter with iptables -L FORWARD -v -n")]
+
+
+def _no_qdisc(fault: Fault, qdisc: str, what: str) -> Verdict:
+    shown = fault.sh(f"tc qdisc show dev {fault.c.dev}", fault.c.ns)
+    there = re.search(rf"^qdisc {qdisc}\b", shown, re.M) is not None
+    return Verdict(not there, f"{fault.c.dev} in {fault.c.ns} has no {qdisc} queue",
+                   f"{what} is still on {fault.c.dev}: see tc qdisc show dev {fault.c.dev} in {fault.c.ns}")
+
+
 class WrongNetwork(Fault):
     """The container's cable plugged into another Docker network's bridge: what a wrong
     `--network` (or `docker network connect` to the wrong network) leaves."""
@@ -431,8 +699,8 @@ class WrongNetwork(Fault):
 
 
 KINDS = {cls.kind: cls for cls in (LoDown, DefaultRoute, IpForward, Masquerade, ForwardDrop, ResolvConf,
-                                   StaleArp, Hairpin, RateLimit, PacketLoss, VxlanMtu, VxlanFdb, VxlanVni,
-                                   WrongNetwork)}
+                                   StaleArp, Hairpin, ForwardAccepts, LoopbackOnly, RpFilter, MtuMismatch, VxlanMtu, VxlanFdb,
+                                   VxlanVni, RateLimit, PacketLoss, WrongNetwork)}
 
 
 def choose(exercise: str, among: list[str], seed: str | None = None) -> tuple[str, str]:
@@ -474,9 +742,26 @@ class PlantedFault:
             raise LabError(f"{exercise}: fault {self.kind} does not break the probe ({probe._claim()}); "
                            f"it breaks {KINDS[self.kind].symptom_needs}")
         self.result: CheckResult | None = None
+        self.hints_used = 0
         from ..course.progress import record
         record(exercise, _Planted(exercise, self.kind, self.seed), kind="fault-planted", fault=self.kind,
                seed=self.seed)
+
+    def report(self) -> str:
+        """The symptom as a user would report it: "c2 can't reach http://example.com/"."""
+        who = self.probe.src.replace("world:", "the outside ")
+        size = getattr(self.probe, "size", None)
+        return f"{who} can't reach {self.probe.target}" + (f" with a full-size {size + 28}-byte packet" if size else "")
+
+    def hint(self) -> "Hint":
+        """The next hint: first where to look, then which layer, then the fix. Each one
+        asked for is written to the progress file (the instructor sees how many were used)."""
+        hints = self._fault.hints()
+        self.hints_used = min(self.hints_used + 1, len(hints))
+        from ..course.progress import record
+        record(self.exercise, _Planted(self.exercise, self.kind, self.seed), kind="fault-hint", fault=self.kind,
+               seed=self.seed, hints=self.hints_used)
+        return Hint(self.hints_used, len(hints), hints[self.hints_used - 1])
 
     def solution(self) -> list[str]:
         """The commands that repair the planted fault — for the notebook's hidden solution
@@ -518,8 +803,8 @@ class PlantedFault:
         result.kind, result.fault = "fault", self.kind
         self.result = result
         from ..course.progress import record
-        record(self.exercise, result, fault=self.kind, seed=self.seed)
-        return _FaultResult(result, self.kind)
+        record(self.exercise, result, fault=self.kind, seed=self.seed, hints=self.hints_used)
+        return _FaultResult(result, self.kind, self.hints_used)
 
     def _no_workaround(self, snapshot: Snapshot) -> list[Verdict]:
         claim = "the network was repaired, not replaced (namespaces, links, rules and policies kept)"
@@ -542,9 +827,10 @@ class PlantedFault:
             if remade:
                 return [Verdict(False, claim, f"{remade[0]} in {ns} was deleted and made again: that rebuilds the "
                                               "network instead of finding what was wrong with it")]
-            for link in namespace.links if not self._fault.mtu_is_the_fix else ():
+            for link in namespace.links:
                 current = new[ns].link(link.name)
-                if current is not None and link.mtu and current.mtu and current.mtu != link.mtu:
+                if current is not None and link.mtu and current.mtu and current.mtu != link.mtu \
+                        and (ns, link.name) not in self._fault.allowed_mtu():
                     return [Verdict(False, claim, f"{link.name} in {ns}: its mtu was changed from {link.mtu} to "
                                                   f"{current.mtu}, which was not the fault; put it back: "
                                                   f"{'' if ns == HOST else f'ip netns exec {ns} '}ip link set "
@@ -575,6 +861,7 @@ class PlantedFault:
 
     def __repr__(self) -> str:
         lines = [f"🔧 {self.exercise}: something in this network is broken (your seed: {self.seed}).",
+                 f"   reported: {self.report()}",
                  f"   symptom: {self.symptom}",
                  "   find the cause with ip, ss, iptables -L -v -n, tcpdump, conntrack; fix that one thing; "
                  "then run the check"]
@@ -585,9 +872,9 @@ class PlantedFault:
 
 
 class _FaultResult(CheckResult):
-    def __init__(self, result: CheckResult, kind: str):
+    def __init__(self, result: CheckResult, kind: str, hints: int = 0):
         super().__init__(result.exercise, result.verdicts)
-        self.fault_kind = kind
+        self.fault_kind, self.hints = kind, hints
 
     def text(self) -> str:
         text = super().text()
@@ -598,7 +885,75 @@ class _FaultResult(CheckResult):
         # compares this data as it is); the progress file has it.
         data = super().data()
         data["kind"] = "fault"
+        data["hints"] = self.hints
         return data
+
+
+class Hint:
+    def __init__(self, number: int, of: int, text: str):
+        self.number, self.of, self.text = number, of, text
+
+    def __repr__(self) -> str:
+        return f"💡 hint {self.number}/{self.of}: {self.text}"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class FaultHunts:
+    """A challenge set: `count` faults drawn for this learner from `probes` (kind → the probe
+    it breaks), planted one at a time with `next()`, each fixed and checked before the next.
+    The draw (which kinds, in which order) is fixed by the seed, as for one fault."""
+
+    def __init__(self, lab, exercise: str, probes: dict, count: int = 8, seed: str | None = None):
+        unknown = [kind for kind in probes if kind not in KINDS]
+        if unknown:
+            raise LabError(f"unknown fault {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+        if count > len(probes):
+            raise LabError(f"{exercise}: {count} faults asked for, but only {len(probes)} kinds given")
+        self.lab, self.exercise, self.probes, self.count = lab, exercise, dict(probes), count
+        self.seed = seed or os.environ.get("LABLIB_FAULT_SEED") or f"{getpass.getuser()}:{exercise}"
+        rank = {k: hashlib.sha256(f"{self.seed}:{k}".encode()).hexdigest() for k in probes}
+        self.kinds = sorted(probes, key=rank.get)[:count]
+        self.faults: list[PlantedFault] = []
+
+    def next(self, exercise: str | None = None) -> PlantedFault:
+        """Plant the next fault of the set (the previous one must be fixed first).
+        `exercise` names it ("10-3.2"), as the notebook's cell says which round it is."""
+        if len(self.faults) == self.count:
+            raise LabError(f"{self.exercise}: all {self.count} faults were planted; that was the last")
+        if self.faults and not (self.faults[-1].result and self.faults[-1].result.passed):
+            raise LabError(f"{self.faults[-1].exercise} is not solved yet: fix it and run its check "
+                           "(fault.check()) before the next one")
+        expected = f"{self.exercise}.{len(self.faults) + 1}"
+        if exercise is not None and exercise != expected:
+            raise LabError(f"the next fault of {self.exercise} is {expected}, not {exercise}: run the cells in order")
+        exercise = expected
+        kind = self.kinds[len(self.faults)]
+        forced = kind
+        for part in os.environ.get("LABLIB_FAULT", "").split(","):    # "10-3.2=mtu" forces one round
+            key, _, wanted = part.rpartition("=")
+            if key in ("", exercise) and wanted in self.probes:
+                forced = wanted
+                break
+        fault = PlantedFault(self.lab, exercise, [forced], self.probes[forced], self.seed)
+        self.faults.append(fault)
+        return fault
+
+    def table(self):
+        """One row per fault planted so far: the report, hints used, solved (the kind only once solved)."""
+        import pandas as pd
+        return pd.DataFrame([{"exercise": f.exercise, "reported": f.report(), "hints": f.hints_used,
+                              "solved": "✅" if f.result and f.result.passed else "❌",
+                              "fault": f.kind if f.result and f.result.passed else ""} for f in self.faults])
+
+    def __repr__(self) -> str:
+        return (f"🔧 {self.exercise}: {self.count} faults, drawn for you (your seed: {self.seed}), one at a time.\n"
+                "   fault = hunts.next() plants the next; fault.hint() gives a hint (ask again for more); "
+                "fault.check() judges your fix.")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
 
 
 class _Planted:

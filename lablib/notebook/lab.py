@@ -428,10 +428,18 @@ class Lab:
     def plant_fault(self, exercise: str, *, among: list[str], probe, seed: str | None = None):
         """Break the working network in one way, chosen for this learner from `among`
         (lo_down, default_route, ip_forward, masquerade, forward_drop, resolv_conf, arp,
-        hairpin, wrong_network; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
+        hairpin, wrong_network, forward_accepts, loopback_only, rp_filter, mtu; for a VXLAN overlay between hosts: vxlan_mtu, vxlan_fdb, vxlan_vni); `probe` (an expect.reaches) must work before and fail after. Shows
         only the symptom; `fault.check()` judges the fix. See notebook/faults.py."""
         from .faults import PlantedFault
         return PlantedFault(self, exercise, list(among), probe, seed)
+
+    def fault_hunts(self, exercise: str, *, probes: dict, count: int = 8, seed: str | None = None):
+        """A break-and-fix challenge set: `count` faults drawn for this learner from `probes`
+        ({kind: the expect.reaches it breaks}), planted one at a time by `hunts.next()`, each
+        with `fault.hint()` (where to look, then the layer, then the fix) and `fault.check()`.
+        See notebook/faults.py."""
+        from .faults import FaultHunts
+        return FaultHunts(self, exercise, probes, count, seed)
 
     def counters(self):
         """The firewall rules with their packet counters, now (a Snapshot): read it before
