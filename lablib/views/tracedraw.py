@@ -58,8 +58,9 @@ def overlay_for(snapshot: Snapshot, packets: list[Packet]) -> Overlay:
             else:
                 for hop in (before, after):
                     link = snapshot.link(hop.ns, hop.interface)
-                    if link is not None and link.master:
-                        overlay.port_steps.setdefault(link.key, []).append(step)
+                    steps = overlay.port_steps.setdefault(link.key, []) if link is not None and link.master else None
+                    if steps is not None and step not in steps:   # a hairpin turns on one port: once
+                        steps.append(step)
         for ns, change in packet.changes.items():
             overlay.notes.setdefault(ns, []).append(f"packet {packet.number}: {change}")
         if packet.dropped_in:
