@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from ..machine import tools
@@ -88,6 +89,22 @@ def contain(keep: list[str], owner: int | None = None, size: int = PLACE_SIZE) -
         make_read_only(fd=fd)
         place_tree(fd, path)
         os.close(fd)
+    if owner is not None:
+        _lend_tun(owner)
+
+
+def _lend_tun(owner: int) -> None:
+    """Give a root-started lab's root the tun device (slirp4netns, rootless networking's
+    tap): its root is an unprivileged id outside, and a machine may keep /dev/net/tun 0600
+    (Debian makes it 0666). A node of the lab's own, in a tmpfs only this mount namespace
+    sees; the machine's /dev is not touched."""
+    try:
+        device = os.stat("/dev/net/tun").st_rdev
+        mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+        os.mknod("/dev/net/tun", 0o600 | stat.S_IFCHR, device)
+        os.chown("/dev/net/tun", owner, owner)
+    except OSError:
+        pass   # no tun on this machine: slirp4netns says so when it is asked for
 
 
 def _under_private_place(path: str) -> bool:
