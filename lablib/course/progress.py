@@ -123,3 +123,18 @@ def fault_hunts(paths: list[str]):
                     row["solved"] = "✅"
     return pd.DataFrame(sorted(hunts.values(), key=lambda r: (r["user"], r["exercise"])),
                         columns=["user", "exercise", "fault", "hints", "solved"])
+
+
+class ShownResult:
+    """How a check's, a prediction's or a fault hunt's result shows in a notebook: its
+    ✅/❌ text, and beside it the same result as data (MIMETYPE) for the instructor.
+    Subclasses give `text()` and `data()`."""
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.text())
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {"text/plain": self.text(), MIMETYPE: self.data()}
+
+    def __repr__(self) -> str:
+        return self.text()

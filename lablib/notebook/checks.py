@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..course.progress import ShownResult
 from ..model.errors import CommandTimeout, LabError, WaitingForInput
 from ..model.names import HOST, canonical_ns, is_world
 from ..model.state import Snapshot
@@ -49,8 +50,8 @@ class Verdict:
     seen: str = ""      # what the claim observed (shown even when ok: "refused by a rule ...")
 
 
-@dataclass
-class CheckResult:
+@dataclass(repr=False)   # shown by ShownResult
+class CheckResult(ShownResult):
     """The answer to one exercise: every claim's verdict."""
     exercise: str
     verdicts: list[Verdict] = field(default_factory=list)
@@ -80,16 +81,6 @@ class CheckResult:
         return {"kind": "check", "exercise": self.exercise, "passed": self.passed,
                 # Only what is the same on every run (nbval compares this data unsanitised).
                 "claims": [{"claim": v.claim, "ok": v.ok} for v in self.verdicts]}
-
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
-        printer.text(self.text())
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        from ..course.progress import MIMETYPE
-        return {"text/plain": self.text(), MIMETYPE: self.data()}
-
-    def __repr__(self) -> str:
-        return self.text()
 
 
 def _probe(lab: Lab, command: str, ns: str, timeout: float):

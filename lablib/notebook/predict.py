@@ -17,12 +17,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ..course.progress import ShownResult
 from ..model.errors import LabError
 from ..views.observe import TRACE_FACTS, counted_rules, same_value, trace_fact
 
 
-@dataclass
-class Outcome:
+@dataclass(repr=False)   # shown by ShownResult
+class Outcome(ShownResult):
     """A prediction compared with what happened: ✅ or ❌, with the explanation."""
     exercise: str
     question: str
@@ -53,16 +54,6 @@ class Outcome:
 
     def __bool__(self) -> bool:
         return self.passed
-
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
-        printer.text(self.text())
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        from ..course.progress import MIMETYPE
-        return {"text/plain": self.text(), MIMETYPE: self.data()}
-
-    def __repr__(self) -> str:
-        return self.text()
 
 
 class Prediction:
