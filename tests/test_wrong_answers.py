@@ -173,7 +173,7 @@ def test_every_wrong_answer_gets_no_with_its_hint(stem: str):
 def test_the_corpus_has_three_mistakes_for_every_exercise():
     missing = []
     known = corpus()
-    for path in sorted(LABS.glob("0[1-7]-*.ipynb")):
+    for path in sorted(p for p in LABS.glob("[0-9][0-9]-*.ipynb") if not p.name.startswith("00-")):
         for exercise in exercises(nbformat.read(path, as_version=4)):
             listed = [m for m in known.get(path.stem, {}).get(exercise, []) if not m.get("xfail")]
             if len(listed) < MINIMUM:
