@@ -37,7 +37,7 @@ def test_a_command_ignoring_ctrl_c_with_its_output_closed_is_killed(lab):
 
 INTERRUPTED = textwrap.dedent("""
     import sys
-    SLEEPING = ("for i in $(seq 100); do n=$(ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep); "
+    SLEEPING = ("for i in $(seq 500); do n=$(ps -e -o stat=,comm= | grep -v ^Z | grep -cw sleep); "
                 "[ $n = 0 ] && break; sleep 0.02; done; echo $n")
     from lablib import Lab
     lab = Lab(quiet=True)
