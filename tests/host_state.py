@@ -66,7 +66,7 @@ def processes() -> list[str]:
 
 # What the test harness itself leaves in a user's /tmp and home (not a lab's doing).
 HARNESS = ("pytest-of-", "labkit-host-before-", "labkit-rootless-", ".ipython", ".cache", ".local", ".config",
-           ".jupyter", ".python_history", ".bash_history", ".wget-hsts")
+           ".jupyter", ".python_history", ".bash_history", ".wget-hsts", ".vagrant.d")
 HARNESS_SUFFIXES = ("test_hist.sqlite",)   # IPython's test shell (test_magics) keeps its history there
 
 
