@@ -20,7 +20,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MARK = "#lablib-step"                   # written to stderr before each step of a batched build
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .handle import Lab
 
 
 @dataclass

@@ -39,7 +39,7 @@ from ..views.rules import (
 )
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .handle import Lab
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..model.errors import CommandTimeout, LabError, LimitReached, WaitingForInp
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .lab import Lab
+    from .handle import Lab
 
 
 class Interrupted(LabError):

@@ -9,7 +9,7 @@ from ..machine.tools import command_not_found_hint
 from ..model.protocol import CheckProcess, CommandOutput, ProcessStatus, StopProcess
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .handle import Lab
 
 
 def decode(data: bytes) -> tuple[str, bool]:

@@ -65,7 +65,9 @@ def needed_paths() -> list[str]:
     Docker's programs where they were fetched into the project.
     They stay visible (read-only) even where the lab has a private place (/tmp, /root)."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    from ..machine.docker import UNPACKED   # Docker's programs, when fetched into the project
+    from ..machine.docker import (
+        UNPACKED,  # Docker's programs, when fetched into the project
+    )
     candidates = {*prefixes, os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable)),
                   str(PACKAGE_ROOT / "lablib"), str(UNPACKED), *os.environ.get("PYTHONPATH", "").split(os.pathsep)}
     # Package folders only: not the script's or the notebook's own folder (sys.path[0]),

@@ -8,7 +8,7 @@ from ..model.protocol import StartTrace, StopTrace
 from ..views.trace import TraceResult
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .handle import Lab
 
 
 class Tracing:
